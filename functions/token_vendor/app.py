@@ -1,0 +1,66 @@
+"""Lambda entry points: parse the event, call the vendor, shape the answer. Nothing else lives here."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from deadline import Deadline
+from errors import InternalError, TokenVendorError
+from observability import audit_refusal, audit_vend, logger, metrics
+from results import token_result
+from runtime import Runtime
+from vend_request import DIRECT_CALLER, parse_document
+
+_runtime = Runtime()
+_http_front: Any = None
+
+
+def current_runtime() -> Runtime:
+    return _runtime
+
+
+def reset_runtime() -> None:
+    """Forget the wiring (tests; a new environment). The next invocation re-reads the settings."""
+    global _runtime
+    _runtime = Runtime()
+
+
+def _is_http_event(event: Any) -> bool:
+    return isinstance(event, dict) and isinstance(event.get("requestContext"), dict) and (
+        "httpMethod" in event or event.get("version") == "2.0"
+    )
+
+
+def _handle_direct(event: Any, context: Any) -> dict[str, Any]:
+    try:
+        request = parse_document(event, DIRECT_CALLER)
+        vended = _runtime.vendor().vend(request, Deadline.from_context(context, time.monotonic))
+    except TokenVendorError as exc:
+        audit_refusal(DIRECT_CALLER, None, exc)
+        raise
+    audit_vend(request, vended)
+    return token_result(vended, time.time())
+
+
+@metrics.log_metrics(capture_cold_start_metric=True)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    """Direct invocation and Step Functions tasks get the result or raise a stable error by class name;
+    API Gateway events get an HTTP response."""
+    if _is_http_event(event):
+        global _http_front
+        if _http_front is None:
+            from http_api import HttpFront
+
+            _http_front = HttpFront(current_runtime)
+        result: dict[str, Any] = _http_front.handle(event, context)
+        return result
+    try:
+        return _handle_direct(event, context)
+    except TokenVendorError:
+        raise
+    except Exception as exc:
+        logging.getLogger("token_vendor").exception("unexpected error")
+        raise InternalError("internal error; the request id is in the function's logs") from exc

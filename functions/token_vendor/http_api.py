@@ -1,0 +1,146 @@
+"""The HTTP front: API Gateway REST proxy (v1) and HTTP API (v2) events (CONTRACT sections 5 and 7).
+
+Errors are mapped to HTTP in exactly one place (``_error_response``): an RFC 6749 section 5.2 body, the
+status of the error's class, ``Cache-Control: no-store`` on every answer, ``Retry-After`` on 503.
+Imported only for HTTP events, so direct invocations do not pay for the event handler at cold start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from aws_lambda_powertools.event_handler import (
+    APIGatewayHttpResolver,
+    APIGatewayRestResolver,
+    Response,
+)
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+
+from deadline import Deadline
+from errors import (
+    AccessDenied,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    TokenVendorError,
+    UpstreamUnavailable,
+)
+from observability import audit_refusal, audit_vend
+from results import token_result
+from runtime import Runtime
+from vend_request import VendRequest, parse_document, parse_json_body, parse_query
+
+logger = logging.getLogger("token_vendor").getChild(__name__)
+
+TOKEN_PATH = "/token"
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _json(status: int, body: Mapping[str, Any], extra: Mapping[str, str] | None = None) -> Response[str]:
+    headers = dict(NO_STORE)
+    headers.update(extra or {})
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps(body, separators=(",", ":")),
+        headers=headers,
+    )
+
+
+def _error_response(error: TokenVendorError) -> Response[str]:
+    extra: dict[str, str] = {}
+    if isinstance(error, UpstreamUnavailable):
+        extra["Retry-After"] = str(error.retry_after)
+    if isinstance(error, MethodNotAllowed):
+        extra["Allow"] = "GET, POST"
+    return _json(error.status, {"error": error.code, "error_description": error.message}, extra)
+
+
+def _build(resolver: ApiGatewayResolver, runtime: Callable[[], Runtime], caller_of: Callable[[ApiGatewayResolver], str | None], query_of: Callable[[ApiGatewayResolver], dict[str, list[str]]]) -> ApiGatewayResolver:
+    def caller() -> str:
+        arn = caller_of(resolver)
+        if not arn:
+            raise AccessDenied("the request carries no IAM identity; the API must use AWS_IAM authorization")
+        return arn
+
+    def serve(parse: Callable[[str], VendRequest]) -> Response[str]:
+        arn = caller()
+        try:
+            request = parse(arn)
+            vendor = runtime().vendor()
+            deadline = Deadline.from_context(resolver.lambda_context, time.monotonic)
+            vended = vendor.vend(request, deadline)
+        except TokenVendorError as exc:
+            audit_refusal(arn, getattr(exc, "scopes", None), exc)
+            raise
+        audit_vend(request, vended)
+        return _json(200, token_result(vended, time.time()))
+
+    @resolver.get(TOKEN_PATH)
+    def get_token() -> Response[str]:
+        return serve(lambda arn: parse_query(query_of(resolver), arn))
+
+    @resolver.post(TOKEN_PATH)
+    def post_token() -> Response[str]:
+        event = resolver.current_event
+        return serve(lambda arn: parse_document(parse_json_body(event.body, event.is_base64_encoded), arn))
+
+    @resolver.not_found
+    def not_found(_: NotFoundError) -> Response[str]:
+        if resolver.current_event.path.rstrip("/") == TOKEN_PATH:
+            return _error_response(MethodNotAllowed(f"{resolver.current_event.http_method} is not served on {TOKEN_PATH}; use GET or POST"))
+        return _error_response(NotFound(f"no such resource; the API serves {TOKEN_PATH}"))
+
+    @resolver.exception_handler(TokenVendorError)
+    def vendor_error(exc: TokenVendorError) -> Response[str]:
+        return _error_response(exc)
+
+    @resolver.exception_handler(Exception)
+    def unexpected(exc: Exception) -> Response[str]:
+        logger.exception("unexpected error")
+        return _error_response(InternalError("internal error; the request id is in the function's logs"))
+
+    return resolver
+
+
+def _rest_caller(resolver: ApiGatewayResolver) -> str | None:
+    identity = resolver.current_event.get("requestContext", {}).get("identity") or {}
+    arn = identity.get("userArn")
+    return arn if isinstance(arn, str) else None
+
+
+def _http_v2_caller(resolver: ApiGatewayResolver) -> str | None:
+    authorizer = resolver.current_event.get("requestContext", {}).get("authorizer") or {}
+    arn = (authorizer.get("iam") or {}).get("userArn")
+    return arn if isinstance(arn, str) else None
+
+
+def _rest_query(resolver: ApiGatewayResolver) -> dict[str, list[str]]:
+    event = resolver.current_event
+    multi = event.get("multiValueQueryStringParameters")
+    if isinstance(multi, dict):
+        return {k: list(v) for k, v in multi.items() if isinstance(v, list)}
+    single = event.get("queryStringParameters") or {}
+    return {k: [v] for k, v in single.items() if isinstance(v, str)}
+
+
+def _http_v2_query(resolver: ApiGatewayResolver) -> dict[str, list[str]]:
+    # v2 joins repeated parameters with commas, and a comma is a legal scope character: read the raw query.
+    raw = resolver.current_event.get("rawQueryString") or ""
+    return parse_qs(raw, keep_blank_values=True) if isinstance(raw, str) else {}
+
+
+class HttpFront:
+    def __init__(self, runtime: Callable[[], Runtime]) -> None:
+        self.rest = _build(APIGatewayRestResolver(), runtime, _rest_caller, _rest_query)
+        self.http_v2 = _build(APIGatewayHttpResolver(), runtime, _http_v2_caller, _http_v2_query)
+
+    def handle(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        resolver = self.http_v2 if event.get("version") == "2.0" else self.rest
+        return resolver.resolve(event, context)

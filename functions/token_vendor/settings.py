@@ -1,0 +1,167 @@
+"""Lambda environment settings (CONTRACT section 2), read and validated once per cold start.
+
+Every problem names the variable and what is wrong with it, and never echoes a value that could be
+sensitive (none of these should be, but a pasted key in the wrong variable must not reach the log).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from errors import ConfigurationError, InvalidScope
+from scopes import Scopes, normalise_scopes
+
+MAX_VALIDITY_SECONDS = 840  # AIC tokens live 899 s; leave a minute for the caller to use one
+
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    tenant_fqdn: str
+    secret_id: str
+    table_name: str
+    token_endpoint_url: str
+    assertion_audience: str
+    cache_key_id: str | None = None
+    allowed_scopes: frozenset[str] | None = None
+    caller_policy: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    min_validity_seconds: int = 120
+    refresh_ahead_seconds: int = 300
+    service_account_id: str | None = None
+
+
+def _fail(variable: str, problem: str) -> ConfigurationError:
+    return ConfigurationError(f"setting {variable} {problem}")
+
+
+def _required(env: Mapping[str, str], variable: str) -> str:
+    value = env.get(variable, "").strip()
+    if not value:
+        raise _fail(variable, "is required and is missing or empty")
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_tenant_fqdn(value: str) -> str:
+    if "://" in value or "/" in value or ":" in value:
+        raise _fail("TENANT_FQDN", "must be a bare host name (no scheme, path or port)")
+    labels = value.rstrip(".").split(".")
+    if len(value) > 253 or len(labels) < 2 or not all(_HOST_LABEL.fullmatch(x) for x in labels):
+        raise _fail("TENANT_FQDN", "is not a valid host name")
+    return value.rstrip(".").lower()
+
+
+def parse_endpoint_url(variable: str, value: str) -> str:
+    parts = urlsplit(value)
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not host:
+        raise _fail(variable, "must be an https:// URL")
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise _fail(variable, "may use http:// only for a loopback host; use https://")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise _fail(variable, "must not carry a query, fragment or credentials")
+    return value
+
+
+def with_explicit_port(url: str) -> str:
+    """AIC's docs put the port in the audience (``https://host:443/am/oauth2/access_token``)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return urlunsplit((parts.scheme, f"{host}:{port}", parts.path, "", ""))
+
+
+def _seconds(env: Mapping[str, str], variable: str, default: int) -> int:
+    raw = env.get(variable, "").strip()
+    if not raw:
+        return default
+    if not re.fullmatch(r"\d{1,4}", raw):
+        raise _fail(variable, f"must be a whole number of seconds from 0 to {MAX_VALIDITY_SECONDS}")
+    value = int(raw)
+    if value > MAX_VALIDITY_SECONDS:
+        raise _fail(variable, f"must be at most {MAX_VALIDITY_SECONDS} (AIC tokens live 899 seconds)")
+    return value
+
+
+def _allowed_scopes(env: Mapping[str, str]) -> frozenset[str] | None:
+    raw = env.get("ALLOWED_SCOPES", "").strip()
+    if not raw:
+        return None
+    try:
+        scopes: Scopes = normalise_scopes(raw)
+    except InvalidScope as exc:
+        raise _fail("ALLOWED_SCOPES", f"is malformed: {exc.message}") from exc
+    return frozenset(scopes)
+
+
+def parse_caller_policy(raw: str) -> dict[str, tuple[str, ...]]:
+    """``CALLER_POLICY``: a JSON object, principal ARN glob -> list of scope globs."""
+    if not raw.strip():
+        return {}
+    try:
+        document = json.loads(raw)
+    except ValueError as exc:
+        raise _fail("CALLER_POLICY", f"is not valid JSON ({exc.msg} at character {exc.pos})") from exc
+    if not isinstance(document, dict):
+        raise _fail("CALLER_POLICY", "must be a JSON object of principal ARN glob -> list of scope globs")
+    policy: dict[str, tuple[str, ...]] = {}
+    for arn_glob, scope_globs in document.items():
+        if not arn_glob.startswith("arn:"):
+            raise _fail("CALLER_POLICY", f"has a key that is not an ARN glob (entry #{len(policy) + 1})")
+        if not isinstance(scope_globs, list) or not all(
+            isinstance(s, str) and s.strip() for s in scope_globs
+        ):
+            raise _fail("CALLER_POLICY", f"entry {arn_glob} must map to a list of scope globs")
+        policy[arn_glob] = tuple(scope_globs)
+    return policy
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    tenant = parse_tenant_fqdn(_required(env, "TENANT_FQDN"))
+    secret_id = _required(env, "SERVICE_ACCOUNT_SECRET_ID")
+    table = _required(env, "TOKEN_CACHE_TABLE")
+    if not _TABLE_NAME.fullmatch(table):
+        raise _fail("TOKEN_CACHE_TABLE", "is not a valid DynamoDB table name")
+    endpoint_raw = env.get("TOKEN_ENDPOINT_URL", "").strip()
+    endpoint = (
+        parse_endpoint_url("TOKEN_ENDPOINT_URL", endpoint_raw)
+        if endpoint_raw
+        else f"https://{tenant}/am/oauth2/access_token"
+    )
+    audience_raw = env.get("ASSERTION_AUDIENCE", "").strip()
+    audience = (
+        parse_endpoint_url("ASSERTION_AUDIENCE", audience_raw)
+        if audience_raw
+        else with_explicit_port(endpoint)
+    )
+    account_id = env.get("SERVICE_ACCOUNT_ID", "").strip() or None
+    return Settings(
+        tenant_fqdn=tenant,
+        secret_id=secret_id,
+        table_name=table,
+        token_endpoint_url=endpoint,
+        assertion_audience=audience,
+        cache_key_id=env.get("TOKEN_CACHE_KEY_ID", "").strip() or None,
+        allowed_scopes=_allowed_scopes(env),
+        caller_policy=parse_caller_policy(env.get("CALLER_POLICY", "")),
+        min_validity_seconds=_seconds(env, "MIN_VALIDITY_SECONDS", 120),
+        refresh_ahead_seconds=_seconds(env, "REFRESH_AHEAD_SECONDS", 300),
+        service_account_id=account_id,
+    )

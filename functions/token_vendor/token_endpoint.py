@@ -1,0 +1,230 @@
+"""The exchange at AIC's token endpoint (RFC 7523 section 2.1; CONTRACT section 4).
+
+One ``urllib3.PoolManager`` per execution environment keeps the TLS connection warm. Retries are ours
+(urllib3's are off) so that each attempt signs a fresh assertion (AIC refuses a replayed ``jti``), honours
+``Retry-After``, and never runs past the Lambda's remaining time.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import urllib3
+
+from assertion import Assertion
+from deadline import Deadline
+from errors import UpstreamRejected, UpstreamUnavailable
+from scopes import Scopes
+
+logger = logging.getLogger("token_vendor").getChild(__name__)
+
+CLIENT_ID = "service-account"  # AIC's built-in public client for service accounts
+GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+MAX_ATTEMPTS = 3
+CONNECT_TIMEOUT = 2.0
+READ_TIMEOUT = 5.0
+BACKOFF_BASE = 0.2
+BACKOFF_CAP = 2.0
+MAX_BODY_BYTES = 64 * 1024
+_UNSUPPORTED_SCOPE = re.compile(r"Unsupported scope for service account:\s*(.+)", re.IGNORECASE)
+_OAUTH_CODE = re.compile(r"[a-z_]{1,64}")
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    scope: str | None
+    jti: str  # of the assertion that obtained it, for the audit record
+    attempts: int
+
+    def __repr__(self) -> str:
+        return f"IssuedToken(expires_in={self.expires_in}, jti={self.jti!r}, attempts={self.attempts})"
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """RFC 9110 section 10.2.3: delay-seconds or an HTTP-date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _sanitize(text: object, limit: int = 200) -> str:
+    if not isinstance(text, str):
+        return ""
+    cleaned = "".join(c if 0x20 <= ord(c) < 0x7F else "?" for c in text)
+    return cleaned[:limit]
+
+
+def map_oauth_error(status: int, body: bytes) -> UpstreamRejected:
+    """An OAuth 4xx becomes ``UpstreamRejected`` carrying the upstream code (RFC 6749 section 5.2)."""
+    try:
+        document: Any = json.loads(body)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict) or not isinstance(document.get("error"), str):
+        return UpstreamRejected(
+            f"token endpoint answered HTTP {status} without an OAuth error body",
+            upstream_code=f"http_{status}",
+        )
+    raw_code = document["error"]
+    code = raw_code if _OAUTH_CODE.fullmatch(raw_code) else "invalid_response"
+    description = _sanitize(document.get("error_description"))
+    unsupported = _UNSUPPORTED_SCOPE.search(description)
+    if code == "invalid_scope" and unsupported:
+        # AIC: "Unsupported scope for service account: a,b" -> name the scopes the account lacks.
+        scopes = tuple(s.strip() for s in unsupported.group(1).split(",") if s.strip())
+        return UpstreamRejected(
+            f"the service account is not granted: {' '.join(scopes)} (upstream invalid_scope)",
+            upstream_code=code,
+            rejected_scopes=scopes,
+        )
+    message = f"token endpoint rejected the request: {code}"
+    if description:
+        message += f" ({description})"
+    return UpstreamRejected(message, upstream_code=code)
+
+
+def parse_token_response(body: bytes) -> tuple[str, int, str | None]:
+    try:
+        document: Any = json.loads(body)
+    except ValueError as exc:
+        raise UpstreamUnavailable("token endpoint answered 200 with a body that is not JSON") from exc
+    if not isinstance(document, dict):
+        raise UpstreamUnavailable("token endpoint answered 200 with JSON that is not an object")
+    token = document.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise UpstreamUnavailable("token endpoint answered 200 without an access_token")
+    expires_in = document.get("expires_in")
+    # The token is opaque (an encrypted JWT): expires_in is the only source of its lifetime.
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
+        raise UpstreamUnavailable("token endpoint answered 200 without a positive integer expires_in")
+    scope = document.get("scope")
+    return token, expires_in, scope if isinstance(scope, str) else None
+
+
+class TokenEndpoint:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool: urllib3.PoolManager | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+    ) -> None:
+        self.url = url
+        self._pool = pool or urllib3.PoolManager(num_pools=2, maxsize=4, retries=False)
+        self._sleep = sleep
+        self._wall_clock = wall_clock
+        self._rng = rng or random.Random()
+        self._max_attempts = max_attempts
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+
+    def exchange(
+        self, sign: Callable[[], Assertion], scopes: Scopes, deadline: Deadline
+    ) -> IssuedToken:
+        last: _Retryable | None = None
+        for attempt in range(1, self._max_attempts + 1):
+            if deadline.remaining() < 0.05:
+                break
+            assertion = sign()  # a fresh jti for every attempt
+            try:
+                token, expires_in, scope = self._attempt(assertion, scopes, deadline)
+            except _Retryable as exc:
+                last = exc
+                logger.warning(
+                    "token endpoint attempt failed",
+                    extra={"attempt": attempt, "reason": exc.reason, "jti": assertion.jti},
+                )
+                if attempt == self._max_attempts:
+                    break
+                delay = self._backoff(attempt, exc.retry_after)
+                if delay >= deadline.remaining():
+                    break
+                self._sleep(delay)
+                continue
+            return IssuedToken(token, expires_in, scope, assertion.jti, attempt)
+        reason = last.reason if last else "no time left in this invocation"
+        retry_after = int(last.retry_after) if last and last.retry_after else 5
+        raise UpstreamUnavailable(
+            f"token endpoint unavailable: {reason}", retry_after=max(1, min(retry_after, 60))
+        )
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return retry_after
+        # "Full jitter": spreads the retries of many containers hitting one outage.
+        return self._rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
+
+    def _attempt(self, assertion: Assertion, scopes: Scopes, deadline: Deadline) -> tuple[str, int, str | None]:
+        body = urlencode(
+            {
+                "client_id": CLIENT_ID,
+                "grant_type": GRANT_TYPE,
+                "assertion": assertion.jwt,
+                "scope": " ".join(scopes),
+            }
+        )
+        remaining = deadline.remaining()
+        timeout = urllib3.Timeout(
+            connect=min(self._connect_timeout, remaining), read=min(self._read_timeout, remaining)
+        )
+        try:
+            response = self._pool.request(
+                "POST",
+                self.url,
+                body=body,
+                headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "Accept": "application/json",
+                },
+                timeout=timeout,
+                retries=False,
+                redirect=False,
+                preload_content=False,
+            )
+            try:
+                data = response.read(MAX_BODY_BYTES + 1)
+            finally:
+                response.release_conn()
+        except urllib3.exceptions.TimeoutError as exc:
+            raise _Retryable(f"timed out ({type(exc).__name__})") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise _Retryable(f"connection failed ({type(exc).__name__})") from exc
+        status = response.status
+        if status == 429 or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._wall_clock())
+            raise _Retryable(f"HTTP {status}", retry_after)
+        if len(data) > MAX_BODY_BYTES:
+            raise UpstreamUnavailable(f"token endpoint answered HTTP {status} with an oversized body")
+        if status == 200:
+            return parse_token_response(data)
+        raise map_oauth_error(status, data)
