@@ -155,7 +155,9 @@ class StandInServer(AuthorizationServer):  # type: ignore[misc]
         self.register_grant(grant)
         self.register_token_generator("default", self._generate)
 
-    def _generate(self, grant_type: str, client: Account, user: Any = None, scope: str | None = None, **_: Any) -> dict[str, Any]:
+    def _generate(
+        self, grant_type: str, client: Account, user: Any = None, scope: str | None = None, **_: Any
+    ) -> dict[str, Any]:
         # AIC's tokens are encrypted JWTs; an opaque random string of similar size serves here.
         return {
             "access_token": "eyJ0eXAi" + secrets.token_urlsafe(96),
@@ -220,7 +222,9 @@ class AICStandIn:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def register_account(self, account_id: str, public_jwks: Iterable[dict[str, Any]], scopes: Iterable[str]) -> None:
+    def register_account(
+        self, account_id: str, public_jwks: Iterable[dict[str, Any]], scopes: Iterable[str]
+    ) -> None:
         with self.state.lock:
             self.state.accounts[account_id] = Account(account_id, frozenset(scopes), list(public_jwks))
 
@@ -292,13 +296,13 @@ class AICStandIn:
                 if urlsplit(self.path).path != TOKEN_PATH:
                     self._send(404, b'{"code":404,"reason":"Not Found"}')
                     return
-                fault = standin._next_fault()
-                if fault is not None and self._apply(fault):
-                    return
                 form = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
                 if "assertion" in form:
                     with standin.state.lock:
                         standin.state.assertions.append(form["assertion"])
+                fault = standin._next_fault()
+                if fault is not None and self._apply(fault):
+                    return
                 status, body = standin._oauth.token_response(form)
                 self._send(status, json.dumps(body).encode())
 

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     second_ms = (time.perf_counter() - started) * 1000
     users = _use_token(stack, result["access_token"])
 
-    print("\ndirect invocation {\"scope\": \"fr:idm:*\"}:")
+    print('\ndirect invocation {"scope": "fr:idm:*"}:')
     print(f"  token fingerprint  {fingerprint(result['access_token'])}  (the token itself is never printed)")
     print(f"  scope              {result['scope']}")
     print(f"  seconds left       {result['expires_in']}")

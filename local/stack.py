@@ -76,7 +76,9 @@ class LocalStack:
 
     def put_secret(self, secret: str) -> str:
         """Store a new secret version (a rotation); returns its version id."""
-        response = self.client("secretsmanager").put_secret_value(SecretId=self.secret_id, SecretString=secret)
+        response = self.client("secretsmanager").put_secret_value(
+            SecretId=self.secret_id, SecretString=secret
+        )
         return str(response["VersionId"])
 
     def secret_for(self, key: rsa.RSAPrivateKey) -> str:

@@ -28,8 +28,10 @@ def reset_runtime() -> None:
 
 
 def _is_http_event(event: Any) -> bool:
-    return isinstance(event, dict) and isinstance(event.get("requestContext"), dict) and (
-        "httpMethod" in event or event.get("version") == "2.0"
+    return (
+        isinstance(event, dict)
+        and isinstance(event.get("requestContext"), dict)
+        and ("httpMethod" in event or event.get("version") == "2.0")
     )
 
 

@@ -67,9 +67,7 @@ class UpstreamRejected(TokenVendorError):
     code = "upstream_rejected"
     status = 502
 
-    def __init__(
-        self, message: str, *, upstream_code: str, rejected_scopes: tuple[str, ...] = ()
-    ) -> None:
+    def __init__(self, message: str, *, upstream_code: str, rejected_scopes: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.upstream_code = upstream_code
         self.rejected_scopes = rejected_scopes

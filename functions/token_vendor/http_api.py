@@ -38,7 +38,7 @@ from vend_request import VendRequest, parse_document, parse_json_body, parse_que
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 
-TOKEN_PATH = "/token"
+TOKEN_PATH = "/token"  # noqa: S105 - a URL path, not a credential
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -62,7 +62,12 @@ def _error_response(error: TokenVendorError) -> Response[str]:
     return _json(error.status, {"error": error.code, "error_description": error.message}, extra)
 
 
-def _build(resolver: ApiGatewayResolver, runtime: Callable[[], Runtime], caller_of: Callable[[ApiGatewayResolver], str | None], query_of: Callable[[ApiGatewayResolver], dict[str, list[str]]]) -> ApiGatewayResolver:
+def _build(
+    resolver: ApiGatewayResolver,
+    runtime: Callable[[], Runtime],
+    caller_of: Callable[[ApiGatewayResolver], str | None],
+    query_of: Callable[[ApiGatewayResolver], dict[str, list[str]]],
+) -> ApiGatewayResolver:
     def caller() -> str:
         arn = caller_of(resolver)
         if not arn:
@@ -89,19 +94,25 @@ def _build(resolver: ApiGatewayResolver, runtime: Callable[[], Runtime], caller_
     @resolver.post(TOKEN_PATH)
     def post_token() -> Response[str]:
         event = resolver.current_event
-        return serve(lambda arn: parse_document(parse_json_body(event.body, event.is_base64_encoded), arn))
+        return serve(
+            lambda arn: parse_document(parse_json_body(event.body, bool(event.is_base64_encoded)), arn)
+        )
 
     @resolver.not_found
     def not_found(_: NotFoundError) -> Response[str]:
         if resolver.current_event.path.rstrip("/") == TOKEN_PATH:
-            return _error_response(MethodNotAllowed(f"{resolver.current_event.http_method} is not served on {TOKEN_PATH}; use GET or POST"))
+            return _error_response(
+                MethodNotAllowed(
+                    f"{resolver.current_event.http_method} is not served on {TOKEN_PATH}; use GET or POST"
+                )
+            )
         return _error_response(NotFound(f"no such resource; the API serves {TOKEN_PATH}"))
 
-    @resolver.exception_handler(TokenVendorError)
+    @resolver.exception_handler(TokenVendorError)  # type: ignore[untyped-decorator]
     def vendor_error(exc: TokenVendorError) -> Response[str]:
         return _error_response(exc)
 
-    @resolver.exception_handler(Exception)
+    @resolver.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def unexpected(exc: Exception) -> Response[str]:
         logger.exception("unexpected error")
         return _error_response(InternalError("internal error; the request id is in the function's logs"))
@@ -110,13 +121,15 @@ def _build(resolver: ApiGatewayResolver, runtime: Callable[[], Runtime], caller_
 
 
 def _rest_caller(resolver: ApiGatewayResolver) -> str | None:
-    identity = resolver.current_event.get("requestContext", {}).get("identity") or {}
+    context = resolver.current_event.get("requestContext") or {}
+    identity = context.get("identity") or {}
     arn = identity.get("userArn")
     return arn if isinstance(arn, str) else None
 
 
 def _http_v2_caller(resolver: ApiGatewayResolver) -> str | None:
-    authorizer = resolver.current_event.get("requestContext", {}).get("authorizer") or {}
+    context = resolver.current_event.get("requestContext") or {}
+    authorizer = context.get("authorizer") or {}
     arn = (authorizer.get("iam") or {}).get("userArn")
     return arn if isinstance(arn, str) else None
 

@@ -48,7 +48,7 @@ class ServiceAccountKey:
     version_id: str
 
     def __repr__(self) -> str:
-        return f"ServiceAccountKey(account_id={self.account_id!r}, kid={self.kid!r}, version={self.version_id!r})"
+        return f"ServiceAccountKey({self.account_id!r}, kid={self.kid!r}, version={self.version_id!r})"
 
 
 def _b64url_int(jwk: dict[str, Any], member: str) -> int:
@@ -71,20 +71,18 @@ def key_from_jwk(jwk: object) -> tuple[rsa.RSAPrivateKey, str | None]:
         raise ConfigurationError("secret's JWK has no private part (member 'd' is missing)")
     n, e, d = (_b64url_int(jwk, m) for m in ("n", "e", "d"))
     missing_crt = [m for m in _PRIVATE_MEMBERS[1:] if m not in jwk]
+    if missing_crt and len(missing_crt) != len(_PRIVATE_MEMBERS) - 1:
+        raise ConfigurationError(
+            f"secret's JWK lacks member(s) {', '.join(missing_crt)} (give all of p q dp dq qi, or none)"
+        )
     try:
         if missing_crt:
-            if len(missing_crt) != 5:
-                raise ConfigurationError(
-                    f"secret's JWK lacks member(s) {', '.join(missing_crt)} (give all of p q dp dq qi, or none)"
-                )
             p, q = rsa.rsa_recover_prime_factors(n, e, d)
             dp, dq, qi = rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q)
         else:
             p, q, dp, dq, qi = (_b64url_int(jwk, m) for m in _PRIVATE_MEMBERS[1:])
         numbers = rsa.RSAPrivateNumbers(p, q, d, dp, dq, qi, rsa.RSAPublicNumbers(e, n))
         key = numbers.private_key()
-    except ConfigurationError:
-        raise
     except (ValueError, TypeError) as exc:  # inconsistent members; the text names no value
         raise ConfigurationError("secret's JWK is not a consistent RSA private key") from exc
     kid = jwk.get("kid")
@@ -95,9 +93,7 @@ def key_from_pem(pem: str) -> rsa.RSAPrivateKey:
     try:
         key = serialization.load_pem_private_key(pem.encode(), password=None)
     except (ValueError, TypeError) as exc:
-        raise ConfigurationError(
-            "secret's PEM is not an unencrypted private key (PKCS#1 or PKCS#8)"
-        ) from exc
+        raise ConfigurationError("secret's PEM is not an unencrypted private key (PKCS#1 or PKCS#8)") from exc
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ConfigurationError("secret's PEM key is not an RSA key")
     return key
@@ -113,7 +109,7 @@ def parse_secret(secret: str, version_id: str, env_account_id: str | None) -> Se
     elif text.startswith("{"):
         try:
             document = json.loads(text)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise ConfigurationError(f"secret is not valid JSON (error at character {exc.pos})") from exc
         if not isinstance(document, dict):
             raise ConfigurationError("secret JSON must be an object")
@@ -137,7 +133,9 @@ def parse_secret(secret: str, version_id: str, env_account_id: str | None) -> Se
             "service account id unknown: the secret holds a bare key, so set SERVICE_ACCOUNT_ID"
         )
     if key.key_size < MIN_KEY_BITS:
-        raise ConfigurationError(f"secret's RSA key has {key.key_size} bits; at least {MIN_KEY_BITS} are required")
+        raise ConfigurationError(
+            f"secret's RSA key has {key.key_size} bits; at least {MIN_KEY_BITS} are required"
+        )
     return ServiceAccountKey(account_id.strip(), key, kid, version_id)
 
 
@@ -192,7 +190,9 @@ class KeySource:
             return self._key
         secret = response.get("SecretString")
         if not isinstance(secret, str):
-            raise ConfigurationError(f"secret {self._secret_id} has no SecretString (binary secrets are not read)")
+            raise ConfigurationError(
+                f"secret {self._secret_id} has no SecretString (binary secrets are not read)"
+            )
         try:
             key = parse_secret(secret, version, self._env_account_id)
         except ConfigurationError as exc:

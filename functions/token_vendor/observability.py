@@ -44,6 +44,7 @@ def audit_vend(request: VendRequest, vended: Vended) -> None:
 
 
 def audit_refusal(caller: str, scopes: object, error: TokenVendorError) -> None:
+    metrics.add_metric(name=f"Refused_{error.name}", unit="Count", value=1)
     logger.info(
         "token refused",
         extra={

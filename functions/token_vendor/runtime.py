@@ -28,9 +28,7 @@ from vending import TokenVendor
 logger = logging.getLogger("token_vendor").getChild(__name__)
 
 # Fail fast on AWS: a slow dependency must degrade (table) or surface (secret), not eat the budget.
-_AWS_CONFIG = Config(
-    connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2}
-)
+_AWS_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
 
 
 def build_vendor(settings: Settings, session: boto3.session.Session | None = None) -> TokenVendor:
@@ -88,5 +86,6 @@ class Runtime:
                     self._error = exc
             if self._error is not None:
                 raise ConfigurationError(self._error.message) from self._error
-            assert self._vendor is not None
+            if self._vendor is None:  # unreachable: one of the two is always set here
+                raise ConfigurationError("token vendor could not be configured")
             return self._vendor

@@ -36,7 +36,7 @@ def _check_scope(scope: str, position: int) -> None:
         bad = next(c for c in scope if not _SCOPE_TOKEN.fullmatch(c))
         raise InvalidScope(
             f"scope #{position} contains {describe_char(bad)}; a scope is printable ASCII "
-            'without space, \'"\' or \'\\\' (RFC 6749 section 3.3)'
+            "without space, '\"' or '\\' (RFC 6749 section 3.3)"
         )
 
 

@@ -117,7 +117,7 @@ def parse_caller_policy(raw: str) -> dict[str, tuple[str, ...]]:
         return {}
     try:
         document = json.loads(raw)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise _fail("CALLER_POLICY", f"is not valid JSON ({exc.msg} at character {exc.pos})") from exc
     if not isinstance(document, dict):
         raise _fail("CALLER_POLICY", "must be a JSON object of principal ARN glob -> list of scope globs")

@@ -143,14 +143,12 @@ class TokenEndpoint:
         self._pool = pool or urllib3.PoolManager(num_pools=2, maxsize=4, retries=False)
         self._sleep = sleep
         self._wall_clock = wall_clock
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._max_attempts = max_attempts
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
 
-    def exchange(
-        self, sign: Callable[[], Assertion], scopes: Scopes, deadline: Deadline
-    ) -> IssuedToken:
+    def exchange(self, sign: Callable[[], Assertion], scopes: Scopes, deadline: Deadline) -> IssuedToken:
         last: _Retryable | None = None
         for attempt in range(1, self._max_attempts + 1):
             if deadline.remaining() < 0.05:
@@ -184,7 +182,9 @@ class TokenEndpoint:
         # "Full jitter": spreads the retries of many containers hitting one outage.
         return self._rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
 
-    def _attempt(self, assertion: Assertion, scopes: Scopes, deadline: Deadline) -> tuple[str, int, str | None]:
+    def _attempt(
+        self, assertion: Assertion, scopes: Scopes, deadline: Deadline
+    ) -> tuple[str, int, str | None]:
         body = urlencode(
             {
                 "client_id": CLIENT_ID,

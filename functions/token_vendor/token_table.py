@@ -53,6 +53,7 @@ class TableEntry:
     token: CachedToken | None
     lease_until: float | None
     rejection: Rejection | None
+    unreadable: bool = False  # a live token is there but cannot be decrypted (moved, altered, KMS refused)
 
 
 _EMPTY = TableEntry(None, None, None)
@@ -91,7 +92,47 @@ class TokenTable:
             )
         except (ClientError, BotoCoreError) as exc:
             raise _fail("read", exc) from exc
-        item = response.get("Item")
+        return self._entry(key, response.get("Item"))
+
+    def try_lease(
+        self, key: str, holder: str, seconds: float, fresh_seconds: float | None
+    ) -> TableEntry | None:
+        """Take the lease to mint, unless someone holds it or the item already has a fresh token.
+
+        Returns None when the lease is ours, else the item as it stands (so a token stored a moment ago
+        by the previous holder is served instead of minting again). ``fresh_seconds`` None ignores the
+        stored token (it could not be read).
+        """
+        now = self._clock()
+        condition = "attribute_not_exists(lease_until) OR lease_until < :now"
+        values: dict[str, Any] = {
+            ":h": {"S": holder},
+            ":u": {"N": repr(now + seconds)},
+            ":now": {"N": repr(now)},
+            ":ttl": {"N": str(int(now) + _LEASE_ITEM_TTL)},
+        }
+        if fresh_seconds is not None:
+            condition = f"({condition}) AND (attribute_not_exists(expires_at) OR expires_at < :fresh)"
+            values[":fresh"] = {"N": repr(now + fresh_seconds)}
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": key}},
+                UpdateExpression="SET lease_holder = :h, lease_until = :u, #ttl = if_not_exists(#ttl, :ttl)",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#ttl": "ttl"},
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return self._entry(key, exc.response.get("Item"))  # type: ignore[arg-type]
+            raise _fail("lease", exc) from exc
+        except BotoCoreError as exc:
+            raise _fail("lease", exc) from exc
+        return None
+
+    def _entry(self, key: str, item: dict[str, Any] | None) -> TableEntry:
         if not item:
             return _EMPTY
         now = self._clock()
@@ -105,35 +146,14 @@ class TokenTable:
                 until=float(item["neg_until"]["N"]),
             )
         token = None
+        unreadable = False
         if "expires_at" in item and float(item["expires_at"]["N"]) > now:
             access_token = self._open_token(key, item)
             if access_token is not None:
                 token = CachedToken(access_token, float(item["expires_at"]["N"]), item["scope"]["S"])
-        return TableEntry(token, lease_until, rejection)
-
-    def try_lease(self, key: str, holder: str, seconds: float) -> bool:
-        now = self._clock()
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": key}},
-                UpdateExpression="SET lease_holder = :h, lease_until = :u, #ttl = if_not_exists(#ttl, :ttl)",
-                ConditionExpression="attribute_not_exists(lease_until) OR lease_until < :now",
-                ExpressionAttributeNames={"#ttl": "ttl"},
-                ExpressionAttributeValues={
-                    ":h": {"S": holder},
-                    ":u": {"N": repr(now + seconds)},
-                    ":now": {"N": repr(now)},
-                    ":ttl": {"N": str(int(now) + _LEASE_ITEM_TTL)},
-                },
-            )
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise _fail("lease", exc) from exc
-        except BotoCoreError as exc:
-            raise _fail("lease", exc) from exc
-        return True
+            else:
+                unreadable = True
+        return TableEntry(token, lease_until, rejection, unreadable)
 
     def store(self, key: str, token: CachedToken, holder: str) -> bool:
         """Write the token if ``holder`` still holds the lease; False if it was fenced out."""
@@ -220,7 +240,10 @@ class TokenTable:
             logger.warning("cached token failed to decrypt; treating it as a miss")
             return None
         except (ClientError, BotoCoreError) as exc:
-            logger.warning("KMS could not unwrap the data key; treating it as a miss", extra={"reason": str(_fail("decrypt (KMS)", exc))})
+            logger.warning(
+                "KMS could not unwrap the data key; treating it as a miss",
+                extra={"reason": str(_fail("decrypt (KMS)", exc))},
+            )
             return None
 
 

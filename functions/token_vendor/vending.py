@@ -56,8 +56,12 @@ class Vended:
 
 @dataclass
 class Clocks:
+    """``wall`` times the caches (tests move it); ``signing`` stamps assertions and stays real, because
+    AIC checks ``iat``/``exp`` against its own clock."""
+
     wall: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+    signing: Callable[[], float] = time.time
 
 
 class TokenVendor:
@@ -67,7 +71,7 @@ class TokenVendor:
         *,
         key_source: KeySource,
         endpoint: TokenEndpoint,
-        table: TokenTable | None,
+        table: TokenTable,
         memory: MemoryCache | None = None,
         metrics: MetricsSink | None = None,
         clocks: Clocks | None = None,
@@ -136,28 +140,41 @@ class TokenVendor:
             return Vended(entry.token, "table")
         if entry.token is None:
             self._raise_if_rejected(entry.rejection)
-        cached_tier = "table" if entry.token is not None and entry.token is _fresher(cached, entry.token) else "memory"
+        cached_tier = (
+            "table" if entry.token is not None and entry.token is _fresher(cached, entry.token) else "memory"
+        )
         cached = _fresher(cached, entry.token)
 
+        unreadable = entry.unreadable
         delay = POLL_FIRST
         while True:
             holder = secrets.token_hex(16)  # the fencing value for this lease
             lease = min(self._lease_seconds, max(deadline.remaining(), 0.1))
             try:
-                won = self._table.try_lease(key, holder, lease) if self._table else False
+                current = self._table.try_lease(key, holder, lease, None if unreadable else fresh)
             except CacheUnavailable as exc:
                 logger.warning("token table unavailable; minting without it", extra={"reason": str(exc)})
                 self._count("CacheUnavailable")
                 return self._mint_unshared(key, request, need, cached, deadline)
-            if won:
+            if current is None:
                 return self._mint_as_holder(key, request, need, cached, holder, deadline)
+            if current.token is not None and current.token.seconds_left(self._clocks.wall()) >= need:
+                # The previous holder stored its token between our read and our lease attempt.
+                self._memory.put(key, current.token)
+                self._count("TableHits")
+                return Vended(current.token, "table")
             # Someone else is minting. A token that is still good enough is served at once.
             if cached is not None and cached.seconds_left(self._clocks.wall()) >= need:
                 self._count("RefreshInProgressServed")
                 return Vended(cached, cached_tier)
+            if current.token is None:
+                self._raise_if_rejected(current.rejection)
+            unreadable = current.unreadable
             self._count("LeaseWaits")
             if delay >= deadline.remaining():
-                raise UpstreamUnavailable("another request is minting this token and it did not finish in time")
+                raise UpstreamUnavailable(
+                    "another request is minting this token and it did not finish in time"
+                )
             self._clocks.sleep(delay)
             delay = min(delay * 1.6, POLL_MAX)
             entry = self._read_table(key)
@@ -169,6 +186,7 @@ class TokenVendor:
                 return Vended(entry.token, "table")
             if entry.token is None:
                 self._raise_if_rejected(entry.rejection)
+            unreadable = entry.unreadable
 
     def _mint_as_holder(
         self,
@@ -179,7 +197,6 @@ class TokenVendor:
         holder: str,
         deadline: Deadline,
     ) -> Vended:
-        assert self._table is not None
         try:
             token, jti = self._mint(request, deadline)
         except UpstreamRejected as exc:
@@ -254,7 +271,7 @@ class TokenVendor:
                 key.private_key,
                 key.account_id,
                 self.settings.assertion_audience,
-                now=self._clocks.wall(),
+                now=self._clocks.signing(),
                 new_jti=self._new_jti,
                 kid=key.kid,
             )
@@ -289,8 +306,6 @@ class TokenVendor:
             )
 
     def _read_table(self, key: str) -> TableEntry | None:
-        if self._table is None:
-            return None
         try:
             return self._table.read(key)
         except CacheUnavailable as exc:

@@ -1,0 +1,111 @@
+"""Vendors built directly against the local stack, with injectable clocks and sleeps."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from deadline import Deadline
+from envelope import Envelope
+from key_source import KeySource
+from local.stack import TENANT, LocalStack
+from memory_cache import MemoryCache
+from settings import load_settings
+from token_endpoint import TokenEndpoint
+from token_table import TokenTable
+from vend_request import DIRECT_CALLER, VendRequest
+from vending import Clocks, TokenVendor
+
+
+class Recorder:
+    """Collects metrics the vendor emits, by name."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, float] = {}
+
+    def add_metric(self, name: str, unit: str, value: float) -> None:
+        self.counts[name] = self.counts.get(name, 0) + value
+
+
+class FakeWall:
+    """A wall clock the test moves; starts at the real time so the stand-in's checks still pass."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@pytest.fixture
+def make_vendor(fresh_stack: LocalStack) -> Callable[..., TokenVendor]:
+    def build(
+        *,
+        encrypt: bool = True,
+        wall: Callable[[], float] = time.time,
+        sleeps: list[float] | None = None,
+        metrics: Recorder | None = None,
+        dynamodb: Any = None,
+        kms: Any = None,
+        secretsmanager: Any = None,
+        endpoint: TokenEndpoint | None = None,
+        lease_seconds: float = 10.0,
+        **env: str,
+    ) -> TokenVendor:
+        settings = load_settings(
+            fresh_stack.function_env(**({} if encrypt else {"TOKEN_CACHE_KEY_ID": ""}), **env)
+        )
+
+        def sleep(seconds: float) -> None:
+            if sleeps is None:
+                time.sleep(seconds)
+            else:
+                sleeps.append(seconds)
+
+        envelope = (
+            Envelope(
+                settings.cache_key_id,
+                kms or fresh_stack.client("kms"),
+                clock=wall,
+                context={"purpose": "token-cache", "table": settings.table_name},
+            )
+            if settings.cache_key_id
+            else None
+        )
+        return TokenVendor(
+            settings,
+            key_source=KeySource(
+                settings.secret_id,
+                secretsmanager or fresh_stack.client("secretsmanager"),
+                clock=time.monotonic,
+            ),
+            endpoint=endpoint or TokenEndpoint(settings.token_endpoint_url, sleep=sleep),
+            table=TokenTable(
+                settings.table_name, dynamodb or fresh_stack.client("dynamodb"), clock=wall, envelope=envelope
+            ),
+            memory=MemoryCache(),
+            metrics=metrics,
+            clocks=Clocks(wall=wall, sleep=sleep),
+            lease_seconds=lease_seconds,
+        )
+
+    return build
+
+
+def direct(scope: str, min_validity: int | None = None) -> VendRequest:
+    from scopes import normalise_scopes
+
+    return VendRequest(normalise_scopes(scope), min_validity, DIRECT_CALLER)
+
+
+def budget(seconds: float = 10.0) -> Deadline:
+    return Deadline.after(seconds, time.monotonic)
+
+
+__all__ = ["TENANT", "FakeWall", "Recorder", "budget", "direct"]

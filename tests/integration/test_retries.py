@@ -1,0 +1,122 @@
+"""Issue 2: retries on 5xx, 429 and timeouts (each with a fresh assertion), never on a 400."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jwt
+import pytest
+
+from errors import UpstreamRejected, UpstreamUnavailable
+from local.aic_standin import Fault
+from local.stack import LocalStack
+from tests.integration.conftest import budget, direct
+from token_endpoint import TokenEndpoint
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 429])
+def test_a_transient_status_is_retried_and_then_succeeds(
+    make_vendor: Any, fresh_stack: LocalStack, status: int
+) -> None:
+    fresh_stack.standin.push_faults(Fault("status", status=status))
+    sleeps: list[float] = []
+
+    vended = make_vendor(sleeps=sleeps).vend(direct("fr:idm:*"), budget())
+
+    assert vended.tier == "minted"
+    assert fresh_stack.standin.token_requests == 2
+    assert len(sleeps) == 1
+    assert 0 <= sleeps[0] <= 0.2  # first backoff: full jitter under the 0.2 s base
+
+
+def test_three_failures_give_upstream_unavailable(make_vendor: Any, fresh_stack: LocalStack) -> None:
+    fresh_stack.standin.set_sticky_fault(Fault("status", status=503))
+    sleeps: list[float] = []
+
+    with pytest.raises(UpstreamUnavailable, match="HTTP 503"):
+        make_vendor(sleeps=sleeps).vend(direct("fr:idm:*"), budget())
+
+    assert fresh_stack.standin.token_requests == 3
+    assert len(sleeps) == 2
+    assert sleeps[1] <= 0.4  # exponential: the cap of the second backoff doubles
+
+
+def test_retry_after_is_honoured(make_vendor: Any, fresh_stack: LocalStack) -> None:
+    fresh_stack.standin.push_faults(Fault("status", status=429, retry_after="2"))
+    sleeps: list[float] = []
+
+    make_vendor(sleeps=sleeps).vend(direct("fr:idm:*"), budget())
+
+    assert sleeps == [2.0]
+
+
+def test_retry_after_beyond_the_remaining_time_stops_at_once(
+    make_vendor: Any, fresh_stack: LocalStack
+) -> None:
+    fresh_stack.standin.set_sticky_fault(Fault("status", status=429, retry_after="30"))
+    sleeps: list[float] = []
+
+    with pytest.raises(UpstreamUnavailable) as caught:
+        make_vendor(sleeps=sleeps).vend(direct("fr:idm:*"), budget(5))
+
+    assert sleeps == []
+    assert fresh_stack.standin.token_requests == 1
+    assert caught.value.retry_after == 30
+
+
+def test_a_timeout_is_retried(make_vendor: Any, fresh_stack: LocalStack) -> None:
+    fresh_stack.standin.push_faults(Fault("slow", delay=1.0))
+    endpoint = TokenEndpoint(fresh_stack.standin.token_url, read_timeout=0.3, sleep=lambda s: None)
+
+    vended = make_vendor(endpoint=endpoint).vend(direct("fr:idm:*"), budget())
+
+    assert vended.tier == "minted"
+    assert fresh_stack.standin.token_requests == 2
+
+
+def test_a_dropped_connection_is_retried(make_vendor: Any, fresh_stack: LocalStack) -> None:
+    fresh_stack.standin.push_faults(Fault("drop"))
+
+    vended = make_vendor(sleeps=[]).vend(direct("fr:idm:*"), budget())
+
+    assert vended.tier == "minted"
+    assert fresh_stack.standin.token_requests == 2
+
+
+def test_a_400_is_not_retried(make_vendor: Any, fresh_stack: LocalStack) -> None:
+    fresh_stack.standin.push_faults(
+        Fault("status", status=400, body=b'{"error":"invalid_request","error_description":"bad"}')
+    )
+    sleeps: list[float] = []
+
+    with pytest.raises(UpstreamRejected) as caught:
+        make_vendor(sleeps=sleeps).vend(direct("fr:idm:*"), budget())
+
+    assert caught.value.upstream_code == "invalid_request"
+    assert fresh_stack.standin.token_requests == 1
+    assert sleeps == []
+
+
+def test_every_attempt_signs_a_fresh_assertion(make_vendor: Any, fresh_stack: LocalStack) -> None:
+    fresh_stack.standin.push_faults(Fault("status", status=500), Fault("status", status=500))
+    before = len(fresh_stack.standin.assertions_seen())
+
+    make_vendor(sleeps=[]).vend(direct("fr:idm:*"), budget())
+
+    sent = fresh_stack.standin.assertions_seen()[before:]
+    jtis = {jwt.decode(a, options={"verify_signature": False})["jti"] for a in sent}
+    assert len(sent) == 3
+    assert len(jtis) == 3
+
+
+def test_no_attempt_starts_after_the_deadline(make_vendor: Any, fresh_stack: LocalStack) -> None:
+    fresh_stack.standin.set_sticky_fault(Fault("status", status=500))
+    started = time.monotonic()
+
+    with pytest.raises(UpstreamUnavailable):
+        make_vendor().vend(direct("fr:idm:*"), budget(0.3))
+
+    assert time.monotonic() - started < 2.0
