@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ logger = logging.getLogger("token_vendor").getChild(__name__)
 
 REFRESH_SECONDS = 300.0
 MIN_KEY_BITS = 2048
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
 _CONFIG_CODES = {
     "ResourceNotFoundException": "was not found",
@@ -55,6 +57,8 @@ def _b64url_int(jwk: dict[str, Any], member: str) -> int:
     value = jwk.get(member)
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"secret's JWK member '{member}' is missing or not a string")
+    if not _BASE64URL.fullmatch(value):
+        raise ConfigurationError(f"secret's JWK member '{member}' is not base64url")
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     except (binascii.Error, ValueError) as exc:
@@ -106,7 +110,7 @@ def parse_secret(secret: str, version_id: str, env_account_id: str | None) -> Se
     if text.startswith("-----BEGIN"):
         key = key_from_pem(text)
         account_id = env_account_id
-    elif text.startswith("{"):
+    elif text.startswith(("{", "[")):
         try:
             document = json.loads(text)
         except json.JSONDecodeError as exc:
