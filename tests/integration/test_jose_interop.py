@@ -43,7 +43,7 @@ def test_our_assertion_verifies_with_jose(rsa_key: Any, tmp_path: Path) -> None:
 @needs_jose
 def test_a_tampered_assertion_fails_with_jose(rsa_key: Any, tmp_path: Path) -> None:
     signed = sign_assertion(rsa_key, "acct-1", AUD, now=time.time(), new_jti=lambda: "j")
-    header, payload, signature = signed.jwt.split(".")
+    payload = signed.jwt.split(".")[1]
     forged = signed.jwt.replace(payload, payload[:-2] + ("AA" if not payload.endswith("AA") else "BB"))
     (tmp_path / "jwt.txt").write_text(forged)
     (tmp_path / "pub.jwk").write_text(json.dumps({**public_jwk(rsa_key), "alg": "RS256"}))

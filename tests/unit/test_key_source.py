@@ -139,7 +139,7 @@ def test_each_malformed_secret_names_the_problem_and_echoes_no_value(
 def test_a_short_key_is_refused() -> None:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - the weak key under test
     with pytest.raises(ConfigurationError, match="1024 bits"):
         parse_secret(json.dumps({"serviceAccountId": "a", "jwk": private_jwk(small)}), "v1", None)
 
