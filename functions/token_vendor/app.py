@@ -40,7 +40,7 @@ def _handle_direct(event: Any, context: Any) -> dict[str, Any]:
         request = parse_document(event, DIRECT_CALLER)
         vended = _runtime.vendor().vend(request, Deadline.from_context(context, time.monotonic))
     except TokenVendorError as exc:
-        audit_refusal(DIRECT_CALLER, None, exc)
+        audit_refusal(DIRECT_CALLER, exc)
         raise
     audit_vend(request, vended)
     return token_result(vended, time.time())
@@ -65,4 +65,6 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         raise
     except Exception as exc:
         logging.getLogger("token_vendor").exception("unexpected error")
-        raise InternalError("internal error; the request id is in the function's logs") from exc
+        internal = InternalError("internal error; the request id is in the function's logs")
+        audit_refusal(DIRECT_CALLER, internal)
+        raise internal from exc

@@ -31,7 +31,7 @@ from errors import (
     TokenVendorError,
     UpstreamUnavailable,
 )
-from observability import audit_refusal, audit_vend
+from observability import audit_refusal, audit_vend, count_http_error
 from results import token_result
 from runtime import Runtime
 from vend_request import VendRequest, parse_document, parse_json_body, parse_query
@@ -54,6 +54,7 @@ def _json(status: int, body: Mapping[str, Any], extra: Mapping[str, str] | None 
 
 
 def _error_response(error: TokenVendorError) -> Response[str]:
+    count_http_error(error.status)
     extra: dict[str, str] = {}
     if isinstance(error, UpstreamUnavailable):
         extra["Retry-After"] = str(error.retry_after)
@@ -82,7 +83,7 @@ def _build(
             deadline = Deadline.from_context(resolver.lambda_context, time.monotonic)
             vended = vendor.vend(request, deadline)
         except TokenVendorError as exc:
-            audit_refusal(arn, getattr(exc, "scopes", None), exc)
+            audit_refusal(arn, exc)
             raise
         audit_vend(request, vended)
         return _json(200, token_result(vended, time.time()))

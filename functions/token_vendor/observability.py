@@ -43,15 +43,13 @@ def audit_vend(request: VendRequest, vended: Vended) -> None:
     )
 
 
-def audit_refusal(caller: str, scopes: object, error: TokenVendorError) -> None:
+def audit_refusal(caller: str, error: TokenVendorError) -> None:
     metrics.add_metric(name=f"Refused_{error.name}", unit="Count", value=1)
     logger.info(
         "token refused",
-        extra={
-            "audit": True,
-            "caller": caller,
-            "scopes": list(scopes) if isinstance(scopes, tuple) else None,
-            "outcome": error.name,
-            "error": error.message,
-        },
+        extra={"audit": True, "caller": caller, "outcome": error.name, "error": error.message},
     )
+
+
+def count_http_error(status: int) -> None:
+    metrics.add_metric(name=f"HttpStatus_{status}", unit="Count", value=1)
