@@ -7,6 +7,7 @@ registered at the stand-in; the table and the KMS key are made from ``template.y
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from local.aic_standin import AICStandIn
+from local.api_front import Identity
 from local.aws import LOCAL_AWS_ENV, LocalAws, create_table
 
 TENANT = "openam-local-standin.id.forgerock.io"
@@ -37,6 +39,36 @@ def private_jwk(key: rsa.RSAPrivateKey) -> dict[str, Any]:
 def public_jwk(key: rsa.RSAPrivateKey) -> dict[str, Any]:
     jwk: dict[str, Any] = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
     return jwk
+
+
+REPORTING_ROLE = "arn:aws:iam::123456789012:role/reporting"
+
+
+def local_identities() -> dict[str, Identity]:
+    """Signing credentials the local API front knows, each mapped to a role session like STS would."""
+    return {
+        "ASIALOCALREPORTING01": Identity(
+            "ASIALOCALREPORTING01",
+            secrets.token_urlsafe(30),
+            secrets.token_urlsafe(40),
+            "arn:aws:sts::123456789012:assumed-role/reporting/local-session",
+        ),
+        "ASIALOCALINTRUDER001": Identity(
+            "ASIALOCALINTRUDER001",
+            secrets.token_urlsafe(30),
+            None,
+            "arn:aws:sts::123456789012:assumed-role/intruder/local-session",
+        ),
+    }
+
+
+def signing_session(identity: Identity, region: str = "us-east-1") -> boto3.session.Session:
+    return boto3.session.Session(
+        aws_access_key_id=identity.access_key,
+        aws_secret_access_key=identity.secret_key,
+        aws_session_token=identity.session_token,
+        region_name=region,
+    )
 
 
 @dataclass

@@ -1,0 +1,124 @@
+"""How a ``TokenClient`` reaches the vendor: Lambda invoke, or SigV4-signed HTTPS through API Gateway."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+import boto3
+import urllib3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.exceptions import BotoCoreError, ClientError
+
+from token_client.errors import (
+    BY_NAME,
+    BY_OAUTH_CODE,
+    AccessDenied,
+    InternalError,
+    TokenClientError,
+    TransportError,
+    UpstreamUnavailable,
+)
+
+
+class Transport(Protocol):
+    def fetch(self, scopes: tuple[str, ...], min_validity: int | None) -> dict[str, Any]:
+        """Return the vendor's result document, or raise a ``TokenClientError``."""
+
+
+def _payload(scopes: tuple[str, ...], min_validity: int | None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"scopes": list(scopes)}
+    if min_validity is not None:
+        payload["minValiditySeconds"] = min_validity
+    return payload
+
+
+class LambdaTransport:
+    """Invokes the vendor function directly (``lambda:InvokeFunction`` on its ARN)."""
+
+    def __init__(self, function_name: str, *, client: Any = None) -> None:
+        self._function = function_name
+        self._client = client or boto3.client("lambda")
+
+    def fetch(self, scopes: tuple[str, ...], min_validity: int | None) -> dict[str, Any]:
+        try:
+            response = self._client.invoke(
+                FunctionName=self._function,
+                InvocationType="RequestResponse",
+                Payload=json.dumps(_payload(scopes, min_validity)).encode(),
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("AccessDeniedException", "AccessDenied"):
+                raise AccessDenied(f"not allowed to invoke {self._function}") from exc
+            raise TransportError(f"Lambda invoke failed: {code or 'error'}") from exc
+        except BotoCoreError as exc:
+            raise TransportError(f"Lambda invoke failed: {type(exc).__name__}") from exc
+        body = json.loads(response["Payload"].read() or b"null")
+        if response.get("FunctionError"):
+            name = body.get("errorType", "") if isinstance(body, dict) else ""
+            message = body.get("errorMessage", "") if isinstance(body, dict) else ""
+            raise BY_NAME.get(name, InternalError)(str(message) or name or "the vendor failed")
+        if not isinstance(body, dict):
+            raise TransportError("the vendor answered something that is not a token result")
+        return body
+
+
+class HttpTransport:
+    """GET ``url?scope=…`` signed with SigV4 (service ``execute-api``) from the default credential chain."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        session: boto3.session.Session | None = None,
+        region: str | None = None,
+        pool: urllib3.PoolManager | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self._url = url
+        self._session = session or boto3.session.Session()
+        self._region = region or self._session.region_name or "us-east-1"
+        self._pool = pool or urllib3.PoolManager(retries=False)
+        self._timeout = timeout
+
+    def fetch(self, scopes: tuple[str, ...], min_validity: int | None) -> dict[str, Any]:
+        query: list[tuple[str, str]] = [("scope", s) for s in scopes]
+        if min_validity is not None:
+            query.append(("minValiditySeconds", str(min_validity)))
+        url = f"{self._url}?{urlencode(query)}"
+        credentials = self._session.get_credentials()
+        if credentials is None:
+            raise AccessDenied("no AWS credentials found to sign the request")
+        request = AWSRequest(method="GET", url=url)
+        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", self._region).add_auth(request)
+        try:
+            response = self._pool.request(
+                "GET", url, headers=dict(request.headers.items()), timeout=self._timeout, retries=False
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise TransportError(f"cannot reach the token API ({type(exc).__name__})") from exc
+        try:
+            body = json.loads(response.data or b"null")
+        except ValueError:
+            body = None
+        if response.status == 200 and isinstance(body, dict) and "access_token" in body:
+            return body
+        raise _http_error(response.status, body, response.headers.get("Retry-After"))
+
+
+def _http_error(status: int, body: Any, retry_after: str | None) -> TokenClientError:
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        cls = BY_OAUTH_CODE.get(body["error"], InternalError)
+        message = str(body.get("error_description") or body["error"])
+        if cls is UpstreamUnavailable:
+            seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
+            return UpstreamUnavailable(message, status=status, retry_after=seconds)
+        return cls(message, status=status)
+    if status == 403 and isinstance(body, dict) and "message" in body:
+        return AccessDenied(str(body["message"]), status=status)  # API Gateway's own IAM refusal
+    if status in (429, 502, 503, 504):
+        return UpstreamUnavailable(f"token API answered HTTP {status}", status=status)
+    return TransportError(f"token API answered HTTP {status}", status=status)

@@ -1,0 +1,243 @@
+"""A loopback stand-in for API Gateway (REST, ``AWS_IAM`` authorization) in front of the handler.
+
+It checks each request's SigV4 signature the way API Gateway does (same refusals, same wording), maps the
+signing credentials to an IAM role session ARN, builds the REST proxy event and calls the handler in
+process. So signed HTTP calls made with the real client library exercise the real authorization path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from local.lambda_context import LocalContext
+
+STAGE = "v1"
+MAX_SKEW = dt.timedelta(minutes=5)
+_AUTH = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=(?P<akid>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)"
+    r"/aws4_request,"
+    r"\s*SignedHeaders=(?P<signed>[a-z0-9;-]+),\s*Signature=(?P<signature>[0-9a-f]{64})"
+)
+MISSING = "Missing Authentication Token"
+BAD_TOKEN = "The security token included in the request is invalid."
+MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
+    "Access Key and signing method. Consult the service documentation for details."
+)
+
+
+@dataclass(frozen=True)
+class Identity:
+    access_key: str
+    secret_key: str
+    session_token: str | None
+    user_arn: str
+    account_id: str = "123456789012"
+
+
+class Refused(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def verify_sigv4(
+    method: str,
+    host: str,
+    path_and_query: str,
+    headers: dict[str, str],
+    body: bytes,
+    identities: dict[str, Identity],
+    region: str,
+    now: dt.datetime,
+) -> Identity:
+    """Return the caller's identity, or raise ``Refused`` with API Gateway's wording."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    match = _AUTH.fullmatch(lower.get("authorization", "").strip())
+    if not match:
+        raise Refused(MISSING)
+    identity = identities.get(match["akid"])
+    if identity is None or match["service"] != "execute-api" or match["region"] != region:
+        raise Refused(BAD_TOKEN)
+    if identity.session_token is not None and lower.get("x-amz-security-token") != identity.session_token:
+        raise Refused(BAD_TOKEN)
+    stamp = lower.get("x-amz-date", "")
+    try:
+        signed_at = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        raise Refused(MISSING) from None
+    if abs(now - signed_at) > MAX_SKEW or match["date"] != stamp[:8]:
+        fmt = "%Y%m%dT%H%M%SZ"
+        raise Refused(
+            f"Signature expired: {stamp} is now earlier than {(now - MAX_SKEW).strftime(fmt)} "
+            f"({now.strftime(fmt)} - 5 min.)"
+        )
+    signed = match["signed"].split(";")
+    if "host" not in signed:
+        raise Refused(MISMATCH)
+    request = AWSRequest(
+        method=method,
+        url=f"http://{host}{path_and_query}",
+        headers={name: lower.get(name, "") for name in signed},
+        data=body,
+    )
+    request.context["timestamp"] = stamp
+    signer = SigV4Auth(
+        Credentials(identity.access_key, identity.secret_key, identity.session_token), "execute-api", region
+    )
+    canonical = signer.canonical_request(request)
+    expected = signer.signature(signer.string_to_sign(request, canonical), request)
+    if not hmac.compare_digest(expected, match["signature"]):
+        raise Refused(MISMATCH)
+    return identity
+
+
+def rest_event(
+    method: str, path: str, query: str, headers: dict[str, str], body: bytes, identity: Identity
+) -> dict[str, Any]:
+    params = parse_qs(query, keep_blank_values=True) if query else None
+    return {
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in params.items()} if params else None,
+        "multiValueQueryStringParameters": params,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": identity.account_id,
+            "apiId": "local",
+            "httpMethod": method,
+            "identity": {
+                "accessKey": identity.access_key,
+                "accountId": identity.account_id,
+                "caller": identity.user_arn.rsplit("/", 1)[-1],
+                "sourceIp": "127.0.0.1",
+                "user": identity.user_arn.rsplit("/", 1)[-1],
+                "userAgent": headers.get("User-Agent", ""),
+                "userArn": identity.user_arn,
+            },
+            "path": f"/{STAGE}{path}",
+            "protocol": "HTTP/1.1",
+            "requestId": LocalContext().aws_request_id,
+            "resourcePath": path,
+            "stage": STAGE,
+        },
+        "body": body.decode("utf-8", "replace") if body else None,
+        "isBase64Encoded": False,
+    }
+
+
+class ApiFront:
+    def __init__(
+        self,
+        handler: Callable[[dict[str, Any], Any], dict[str, Any]],
+        identities: dict[str, Identity],
+        *,
+        region: str = "us-east-1",
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.handler = handler
+        self.identities = identities
+        self.region = region
+        self.clock = clock
+        self.forwarded = 0
+        self.refused = 0
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/{STAGE}"
+        self.token_url = f"{self.base_url}/token"
+
+    def start(self) -> ApiFront:
+        threading.Thread(target=self._httpd.serve_forever, name="api-front", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return None
+
+            def _answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = dict(self.headers.items())
+                try:
+                    identity = verify_sigv4(
+                        self.command,
+                        self.headers.get("Host", ""),
+                        self.path,
+                        headers,
+                        body,
+                        front.identities,
+                        front.region,
+                        front.clock(),
+                    )
+                except Refused as refused:
+                    with front._lock:
+                        front.refused += 1
+                    payload = json.dumps({"message": refused.message}).encode()
+                    self._answer(
+                        403,
+                        payload,
+                        {
+                            "Content-Type": "application/json",
+                            "x-amzn-ErrorType": "IncompleteSignatureException",
+                        },
+                    )
+                    return
+                parts = urlsplit(self.path)
+                stage_prefix = f"/{STAGE}"
+                path = (
+                    parts.path[len(stage_prefix) :]
+                    if parts.path.startswith(stage_prefix + "/")
+                    else parts.path
+                )
+                event = rest_event(self.command, path, parts.query, headers, body, identity)
+                with front._lock:
+                    front.forwarded += 1
+                response = front.handler(event, LocalContext())
+                out_headers = dict(response.get("headers") or {})
+                for name, values in (response.get("multiValueHeaders") or {}).items():
+                    out_headers.setdefault(name, ", ".join(values))
+                self._answer(
+                    int(response["statusCode"]), str(response.get("body") or "").encode(), out_headers
+                )
+
+            do_GET = _serve
+            do_POST = _serve
+            do_PUT = _serve
+            do_DELETE = _serve
+
+        return Handler

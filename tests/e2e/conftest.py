@@ -1,0 +1,39 @@
+"""The local API front (SigV4 checks) in front of the handler, and clients that sign as local roles."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from local.api_front import ApiFront, Identity
+from local.stack import REPORTING_ROLE, local_identities
+
+POLICY = json.dumps({REPORTING_ROLE: ["fr:idm:*"]})
+
+
+@pytest.fixture
+def identities() -> dict[str, Identity]:
+    return local_identities()
+
+
+@pytest.fixture
+def front(function_env: Any, identities: dict[str, Identity]) -> Iterator[ApiFront]:
+    import app
+
+    function_env(CALLER_POLICY=POLICY)
+    api = ApiFront(app.lambda_handler, identities).start()
+    yield api
+    api.stop()
+
+
+@pytest.fixture
+def reporting(identities: dict[str, Identity]) -> Identity:
+    return identities["ASIALOCALREPORTING01"]
+
+
+@pytest.fixture
+def intruder(identities: dict[str, Identity]) -> Identity:
+    return identities["ASIALOCALINTRUDER001"]
