@@ -9,7 +9,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 # The function imports with its own folder and each layer's python/ on the path, as on Lambda.
 FUNCTION_PATH := functions/token_vendor:layers/token_client/python:.
 
-.PHONY: run test unit integration lint format bench build deploy lock clean
+.PHONY: run test unit lint format bench build build-check deploy lock clean
 
 $(VENV)/.installed: requirements-dev.txt requirements.txt layers/dependencies/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ bench: $(VENV)/.installed
 ## build: deployable artefacts in .aws-sam/build (no Docker, no local Python 3.13)
 build: $(SAM_VENV)/.installed $(VENV)/.installed
 	PIP=$(CURDIR)/$(VENV)/bin/pip $(SAM_VENV)/bin/sam build --template template.yaml --build-dir .aws-sam/build
+
+## build-check: build, then verify the artefacts (function modules, aarch64 layer with PyJWT and cryptography)
+build-check: build
+	$(PY) tools/check_build.py
 
 ## deploy: guided deployment to your AWS account (never run by CI)
 deploy: build

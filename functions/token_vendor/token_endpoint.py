@@ -215,6 +215,8 @@ class TokenEndpoint:
                 data = response.read(MAX_BODY_BYTES + 1)
             finally:
                 response.release_conn()
+        except urllib3.exceptions.NewConnectionError as exc:  # a subclass of the timeout error in urllib3 2
+            raise _Retryable(f"connection failed ({type(exc).__name__})") from exc
         except urllib3.exceptions.TimeoutError as exc:
             raise _Retryable(f"timed out ({type(exc).__name__})") from exc
         except urllib3.exceptions.HTTPError as exc:

@@ -13,6 +13,7 @@ import pytest
 from local.aic_standin import Fault
 from local.lambda_context import LocalContext
 from local.stack import LocalStack
+from tests.leak_canary import FIGURES
 
 pytestmark = pytest.mark.integration
 
@@ -120,6 +121,7 @@ def test_every_bad_event_gets_a_4xx_with_a_clear_description_and_no_exchange(
     import app
     from errors import TokenVendorError
 
+    FIGURES["bad_inputs"] += 1
     event = load(f"bad/{name}")
     if name.startswith("direct_"):
         with pytest.raises(TokenVendorError) as caught:
