@@ -47,7 +47,7 @@ def main() -> int:
         print(f"build-check: {problem}", file=sys.stderr)
     if not problems:
         print(
-            f"build-check: ok ({len(built)} function modules, {len(binaries)} aarch64 extensions in the layer)"
+            f"build-check: ok ({len(built)} function modules, {len(binaries)} aarch64 extensions)"
         )
     return 1 if problems else 0
 
