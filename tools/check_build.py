@@ -46,9 +46,7 @@ def main() -> int:
     for problem in problems:
         print(f"build-check: {problem}", file=sys.stderr)
     if not problems:
-        print(
-            f"build-check: ok ({len(built)} function modules, {len(binaries)} aarch64 extensions)"
-        )
+        print(f"build-check: ok ({len(built)} function modules, {len(binaries)} aarch64 extensions)")
     return 1 if problems else 0
 
 

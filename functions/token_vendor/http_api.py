@@ -26,6 +26,7 @@ from deadline import Deadline
 from errors import (
     AccessDenied,
     InternalError,
+    InvalidRequest,
     MethodNotAllowed,
     NotFound,
     TokenVendorError,
@@ -156,5 +157,50 @@ class HttpFront:
         self.http_v2 = _build(APIGatewayHttpResolver(), runtime, _http_v2_caller, _http_v2_query)
 
     def handle(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-        resolver = self.http_v2 if event.get("version") == "2.0" else self.rest
-        return resolver.resolve(event, context)
+        is_v2 = event.get("version") == "2.0"
+        problem = _shape_problem(event, is_v2)
+        resolver = self.http_v2 if is_v2 else self.rest
+        if problem:
+            return _raw_error(resolver, InvalidRequest(f"not an API Gateway proxy event: {problem}"))
+        try:
+            return resolver.resolve(event, context)
+        except Exception:  # the resolver itself failed on an odd event; handlers map everything else
+            logger.exception("unexpected error in the HTTP front")
+            return _raw_error(
+                resolver, InternalError("internal error; the request id is in the function's logs")
+            )
+
+
+def _shape_problem(event: Mapping[str, Any], is_v2: bool) -> str | None:
+    """What the resolver relies on; API Gateway always sends it, a hand-made event may not."""
+    context = event.get("requestContext")
+    if not isinstance(context, Mapping):
+        return "requestContext is missing"
+    if is_v2:
+        http = context.get("http")
+        if not isinstance(http, Mapping) or not isinstance(http.get("method"), str):
+            return "requestContext.http.method is missing"
+        if not isinstance(event.get("rawPath"), str) or not isinstance(context.get("stage"), str):
+            return "rawPath or requestContext.stage is missing"
+    elif not isinstance(event.get("httpMethod"), str) or not isinstance(event.get("path"), str):
+        return "httpMethod or path is missing"
+    for name in ("headers", "queryStringParameters", "multiValueQueryStringParameters", "multiValueHeaders"):
+        if event.get(name) is not None and not isinstance(event.get(name), Mapping):
+            return f"{name} must be an object"
+    if event.get("body") is not None and not isinstance(event.get("body"), str):
+        return "body must be a string"
+    return None
+
+
+def _raw_error(resolver: ApiGatewayResolver, error: TokenVendorError) -> dict[str, Any]:
+    """The error response in the resolver's output format, for failures outside its routing."""
+    count_http_error(error.status)
+    headers = dict(NO_STORE)
+    headers["Content-Type"] = "application/json"
+    body = json.dumps({"error": error.code, "error_description": error.message}, separators=(",", ":"))
+    response: dict[str, Any] = {"statusCode": error.status, "body": body, "isBase64Encoded": False}
+    if isinstance(resolver, APIGatewayHttpResolver):
+        response["headers"] = headers
+    else:
+        response["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
+    return response
