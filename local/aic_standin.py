@@ -276,6 +276,7 @@ class AICStandIn:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stalls
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence access logs
                 return None

@@ -177,6 +177,7 @@ class ApiFront:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stalls
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return None

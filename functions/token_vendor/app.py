@@ -6,15 +6,16 @@ import logging
 import time
 from typing import Any
 
+import observability
 from deadline import Deadline
 from errors import InternalError, TokenVendorError
-from observability import audit_refusal, audit_vend, logger, metrics
 from results import token_result
 from runtime import Runtime
 from vend_request import DIRECT_CALLER, parse_document
 
 _runtime = Runtime()
 _http_front: Any = None
+_cold_start = True
 
 
 def current_runtime() -> Runtime:
@@ -40,17 +41,25 @@ def _handle_direct(event: Any, context: Any) -> dict[str, Any]:
         request = parse_document(event, DIRECT_CALLER)
         vended = _runtime.vendor().vend(request, Deadline.from_context(context, time.monotonic))
     except TokenVendorError as exc:
-        audit_refusal(DIRECT_CALLER, exc)
+        observability.note_refusal(DIRECT_CALLER, exc)
         raise
-    audit_vend(request, vended)
+    observability.note_vend(request, vended)
     return token_result(vended, time.time())
 
 
-@metrics.log_metrics(capture_cold_start_metric=True)
-@logger.inject_lambda_context(log_event=False, clear_state=True)
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     """Direct invocation and Step Functions tasks get the result or raise a stable error by class name;
-    API Gateway events get an HTTP response."""
+    API Gateway events get an HTTP response. Either way, one audit line is written (observability)."""
+    global _cold_start
+    observability.begin(context, _cold_start)
+    _cold_start = False
+    try:
+        return _dispatch(event, context)
+    finally:
+        observability.finish()
+
+
+def _dispatch(event: Any, context: Any) -> dict[str, Any]:
     if _is_http_event(event):
         global _http_front
         if _http_front is None:
@@ -66,5 +75,5 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     except Exception as exc:
         logging.getLogger("token_vendor").exception("unexpected error")
         internal = InternalError("internal error; the request id is in the function's logs")
-        audit_refusal(DIRECT_CALLER, internal)
+        observability.note_refusal(DIRECT_CALLER, internal)
         raise internal from exc

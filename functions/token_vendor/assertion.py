@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 # AIC accepts any exp up to 15 minutes ahead; a short-lived assertion is worth less if it leaks.
 DEFAULT_LIFETIME_SECONDS = 180
@@ -60,6 +60,8 @@ def sign_assertion(
     kid: str | None = None,
     lifetime: int = DEFAULT_LIFETIME_SECONDS,
 ) -> Assertion:
+    import jwt  # PyJWT pulls in x509 machinery: ~50 ms of import a table-hit cold start does not need
+
     jti = new_jti()
     claims = build_claims(account_id, audience, now=now, jti=jti, lifetime=lifetime)
     headers: dict[str, Any] = {"typ": "JWT"}

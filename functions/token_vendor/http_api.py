@@ -32,7 +32,7 @@ from errors import (
     TokenVendorError,
     UpstreamUnavailable,
 )
-from observability import audit_refusal, audit_vend, count_http_error
+from observability import count_http_error, note_refusal, note_vend
 from results import token_result
 from runtime import Runtime
 from vend_request import VendRequest, parse_document, parse_json_body, parse_query
@@ -84,9 +84,9 @@ def _build(
             deadline = Deadline.from_context(resolver.lambda_context, time.monotonic)
             vended = vendor.vend(request, deadline)
         except TokenVendorError as exc:
-            audit_refusal(arn, exc)
+            note_refusal(arn, exc)
             raise
-        audit_vend(request, vended)
+        note_vend(request, vended)
         return _json(200, token_result(vended, time.time()))
 
     @resolver.get(TOKEN_PATH)

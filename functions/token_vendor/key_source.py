@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from errors import ConfigurationError, UpstreamUnavailable
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
@@ -67,6 +66,9 @@ def _b64url_int(jwk: dict[str, Any], member: str) -> int:
 
 
 def key_from_jwk(jwk: object) -> tuple[rsa.RSAPrivateKey, str | None]:
+    # Imported here: a cold start served from the cache never loads a key (~20 ms of imports).
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     if not isinstance(jwk, dict):
         raise ConfigurationError("secret's 'jwk' member must be a JSON object")
     if jwk.get("kty") != "RSA":
@@ -94,6 +96,9 @@ def key_from_jwk(jwk: object) -> tuple[rsa.RSAPrivateKey, str | None]:
 
 
 def key_from_pem(pem: str) -> rsa.RSAPrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     try:
         key = serialization.load_pem_private_key(pem.encode(), password=None)
     except (ValueError, TypeError) as exc:
@@ -149,14 +154,15 @@ class KeySource:
     def __init__(
         self,
         secret_id: str,
-        client: SecretsManagerClient,
+        client: SecretsManagerClient | Callable[[], SecretsManagerClient],
         *,
         clock: Callable[[], float],
         env_account_id: str | None = None,
         refresh_seconds: float = REFRESH_SECONDS,
     ) -> None:
         self._secret_id = secret_id
-        self._client = client
+        self._client_or_factory = client
+        self._client: SecretsManagerClient | None = None
         self._clock = clock
         self._env_account_id = env_account_id
         self._refresh_seconds = refresh_seconds
@@ -180,7 +186,7 @@ class KeySource:
 
     def _reload(self) -> ServiceAccountKey:
         try:
-            response = self._client.get_secret_value(SecretId=self._secret_id)
+            response = self._secrets_manager().get_secret_value(SecretId=self._secret_id)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in _CONFIG_CODES:
@@ -206,6 +212,12 @@ class KeySource:
             logger.info("service account key rotated", extra={"secret_version": version})
         self._key = key
         return key
+
+    def _secrets_manager(self) -> SecretsManagerClient:
+        if self._client is None:
+            source = self._client_or_factory
+            self._client = source() if callable(source) else source
+        return self._client
 
     def _keep_or_fail(self, problem: str, exc: Exception) -> ServiceAccountKey:
         if self._key is not None:  # a transient failure must not stop a working key

@@ -35,6 +35,9 @@ LEASE_SECONDS = 10.0
 NEGATIVE_CACHE_SECONDS = 60.0
 POLL_FIRST = 0.05
 POLL_MAX = 0.5
+# While another container may be minting, a failed table call is retried this many times before this
+# container gives up on the shared cache and mints on its own (a second exchange, but never an error).
+MAX_TABLE_FAILURES = 3
 _ROTATION_CODES = frozenset({"invalid_client", "invalid_grant"})
 
 
@@ -82,7 +85,7 @@ class TokenVendor:
         self._keys = key_source
         self._endpoint = endpoint
         self._table = table
-        self._memory = memory or MemoryCache()
+        self._memory = memory if memory is not None else MemoryCache()
         self._metrics = metrics or _NoMetrics()
         self._clocks = clocks or Clocks()
         self._lease_seconds = lease_seconds
@@ -144,18 +147,36 @@ class TokenVendor:
             "table" if entry.token is not None and entry.token is _fresher(cached, entry.token) else "memory"
         )
         cached = _fresher(cached, entry.token)
+        return self._lease_or_wait(key, request, need, fresh, cached, cached_tier, entry.unreadable, deadline)
 
-        unreadable = entry.unreadable
+    def _lease_or_wait(
+        self,
+        key: str,
+        request: VendRequest,
+        need: float,
+        fresh: float,
+        cached: CachedToken | None,
+        cached_tier: str,
+        unreadable: bool,
+        deadline: Deadline,
+    ) -> Vended:
+        """Take the lease and mint, or serve what another holder stores (see token_table's timeline)."""
         delay = POLL_FIRST
+        failures = 0  # consecutive table failures while others may be minting
         while True:
             holder = secrets.token_hex(16)  # the fencing value for this lease
             lease = min(self._lease_seconds, max(deadline.remaining(), 0.1))
             try:
                 current = self._table.try_lease(key, holder, lease, None if unreadable else fresh)
             except CacheUnavailable as exc:
-                logger.warning("token table unavailable; minting without it", extra={"reason": str(exc)})
                 self._count("CacheUnavailable")
-                return self._mint_unshared(key, request, need, cached, deadline)
+                failures += 1
+                if failures >= MAX_TABLE_FAILURES or delay >= deadline.remaining():
+                    logger.warning("token table unavailable; minting without it", extra={"reason": str(exc)})
+                    return self._mint_unshared(key, request, need, cached, deadline)
+                self._clocks.sleep(delay)  # a blip: one more look before minting a second token
+                continue
+            failures = 0
             if current is None:
                 return self._mint_as_holder(key, request, need, cached, holder, deadline)
             if current.token is not None and current.token.seconds_left(self._clocks.wall()) >= need:
@@ -179,7 +200,11 @@ class TokenVendor:
             delay = min(delay * 1.6, POLL_MAX)
             entry = self._read_table(key)
             if entry is None:
-                return self._mint_unshared(key, request, need, cached, deadline)
+                failures += 1
+                if failures >= MAX_TABLE_FAILURES:
+                    return self._mint_unshared(key, request, need, cached, deadline)
+                continue
+            failures = 0
             if entry.token is not None and entry.token.seconds_left(self._clocks.wall()) >= need:
                 self._memory.put(key, entry.token)
                 self._count("TableHits")
@@ -286,6 +311,7 @@ class TokenVendor:
             logger.warning("refresh failed; serving the cached token", extra={"error": exc.name})
             self._count("StaleServed")
             return Vended(cached, "stale")
+        self._count("MintFailures")
         raise exc
 
     def _remember_rejection(self, key: str, exc: UpstreamRejected) -> Rejection | None:

@@ -351,3 +351,34 @@ def test_the_vendor_stays_healthy_after_every_fault(world: World) -> None:
     world.heal()
     assert vendor.vend(direct("fr:idm:*"), budget()).tier == "minted"
     assert vendor.vend(direct("fr:idm:*"), budget()).tier == "memory"
+
+
+def test_a_table_blip_while_another_container_mints_does_not_mint_twice(world: World) -> None:
+    FIGURES["faults"] += 1
+    from cached_token import CachedToken
+    from token_table import TokenTable
+
+    key = cache_key(TENANT, world.stack.secret_id, ("fr:idm:*",))
+    other = TokenTable(world.stack.table_name, world.stack.client("dynamodb"), clock=world.wall)
+    assert other.try_lease(key, "other-container", 5.0, fresh_seconds=300) is None
+    vendor = world.make(encrypt=False, wall=world.wall, metrics=world.metrics, dynamodb=world.dynamodb.client)
+    # Our first read and lease attempt see the other holder; the first poll fails (a throttle blip).
+    world.dynamodb.fail("GetItem", client_error("ThrottlingException", "GetItem"), times=1, skip=1)
+    naps: list[float] = []
+
+    def nap(seconds: float) -> None:
+        naps.append(seconds)
+        if len(naps) == 2:  # meanwhile the other container finishes and stores its token
+            other.store(
+                key,
+                CachedToken("eyJ-other-container-token-000", world.wall() + 899, "fr:idm:*"),
+                "other-container",
+            )
+
+    vendor._clocks.sleep = nap
+    vended = vendor.vend(direct("fr:idm:*"), budget())
+
+    assert vended.tier == "table"
+    assert vended.token.access_token == "eyJ-other-container-token-000"
+    assert world.stack.standin.token_requests == 0
+    assert world.metrics.counts["CacheUnavailable"] == 1

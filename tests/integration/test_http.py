@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -216,32 +215,30 @@ def test_sample_direct_and_step_functions_events_work(invoke: Any) -> None:
     assert invoke(load("step_functions.json"))["expires_in"] >= 600
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
+def test_each_vend_writes_one_audit_line_with_its_metrics(
+    http: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    http(load("rest_get.json"))
+    http(load("rest_get.json"))
+    http(load("bad/rest_get_unknown_caller.json"))
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-def test_each_vend_writes_one_audit_record_and_metrics(http: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    collector = _Records()
-    logging.getLogger("token_vendor").addHandler(collector)
-    try:
-        http(load("rest_get.json"))
-        http(load("rest_get.json"))
-    finally:
-        logging.getLogger("token_vendor").removeHandler(collector)
-
-    audits = [r.__dict__ for r in collector.records if r.__dict__.get("audit")]
-    assert [a["tier"] for a in audits] == ["minted", "memory"]
-    first = audits[0]
-    assert first["caller"] == "arn:aws:sts::123456789012:assumed-role/reporting/reporting-job-7f3a"
-    assert first["scopes"] == ["fr:idm:*"]
-    assert first["outcome"] == "ok"
-    assert len(first["token_fingerprint"]) == 12
-    assert first["jti"]
-    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith('{"_aws"')]
-    names = {m["Name"] for r in lines for d in r["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
-    assert {"Mints", "MintLatency", "MemoryHits"} <= names
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    audits = [r for r in lines if r.get("audit")]
+    assert [a["outcome"] for a in audits] == ["ok", "ok", "AccessDenied"]
+    minted, hit, refused = audits
+    assert (minted["tier"], hit["tier"]) == ("minted", "memory")
+    assert minted["caller"] == "arn:aws:sts::123456789012:assumed-role/reporting/reporting-job-7f3a"
+    assert minted["scopes"] == ["fr:idm:*"]
+    assert len(minted["token_fingerprint"]) == 12
+    assert minted["jti"]
+    assert hit["jti"] is None
+    assert refused["caller"].endswith("assumed-role/intruder/x")
+    assert "CALLER_POLICY" in refused["error"]
+    # EMF: the metrics ride on the same line, declared under _aws.
+    declared = {m["Name"] for d in minted["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    assert {"Mints", "MintLatency"} <= declared
+    assert minted["Mints"] == 1
+    assert hit["MemoryHits"] == 1
+    assert refused["AccessDenied"] == 1
+    assert refused["Refused_AccessDenied"] == 1

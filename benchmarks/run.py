@@ -1,0 +1,407 @@
+"""``make bench``: the figures of issue 7, measured side by side in one run on the local stack.
+
+Every figure that has a target is a ratio of two things measured in this same run, so it holds on a noisy
+machine. Writes ``benchmarks/results.md`` and prints the same table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import urllib3
+
+from local.stack import DEFAULT_SCOPES, private_jwk, start_stack
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results.md"
+BENCH_SCOPES = tuple(f"bench:s{i}" for i in range(1000))
+REAL_STDOUT = sys.stdout
+
+
+def say(text: str) -> None:
+    REAL_STDOUT.write(text + "\n")
+    REAL_STDOUT.flush()
+
+
+@dataclass
+class Figure:
+    name: str
+    value: str
+    target: str = ""
+    met: bool | None = None
+
+
+FIGURES: list[Figure] = []
+
+
+def record(name: str, value: str, target: str = "", met: bool | None = None) -> None:
+    FIGURES.append(Figure(name, value, target, met))
+    mark = "" if met is None else ("  [met]" if met else "  [NOT met]")
+    say(f"  {name:<58} {value:>24}  {target}{mark}")
+
+
+def timings(fn: Callable[[], Any], n: int, warmup: int = 20) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(n):
+        started = time.perf_counter_ns()
+        fn()
+        out.append((time.perf_counter_ns() - started) / 1000.0)  # microseconds
+    return out
+
+
+def p50(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def us(value: float) -> str:
+    return f"{value / 1000:.2f} ms" if value >= 1000 else f"{value:.1f} µs"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def main() -> int:
+    started = time.monotonic()
+    # The function's JSON logs and EMF metrics go to stdout: send them to /dev/null, keep ours.
+    sys.stdout = open(os.devnull, "w")
+    stack = start_stack(scopes=DEFAULT_SCOPES + BENCH_SCOPES)
+    env = stack.function_env()
+    os.environ.update(env)
+    import app
+    from assertion import sign_assertion
+    from deadline import Deadline
+    from key_source import key_from_jwk
+    from local.lambda_context import LocalContext
+    from memory_cache import MemoryCache
+    from runtime import build_vendor
+    from scopes import normalise_scopes
+    from settings import load_settings
+    from vend_request import DIRECT_CALLER, VendRequest
+
+    say(f"token vendor benchmarks — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC — {machine()}")
+    context = LocalContext(timeout_seconds=1e9)
+    key = stack.key
+    audience = stack.standin.token_url
+    new_jti = lambda: str(uuid.uuid4())  # noqa: E731
+
+    # -- warm latency in process ----------------------------------------------------------------------
+    say("\nwarm latency (in process)")
+    sign = timings(
+        lambda: sign_assertion(key, stack.account_id, audience, now=time.time(), new_jti=new_jti), 1000
+    )
+    record("one RS256 sign (PyJWT, loaded key), p50", us(p50(sign)))
+
+    app.lambda_handler({"scope": "fr:idm:*"}, context)  # mint once; then memory hits
+    hit = timings(lambda: app.lambda_handler({"scope": "fr:idm:*"}, context), 5000)
+    ratio = p50(hit) / p50(sign)
+    record("memory-hit vend, whole handler, p50 / p99", f"{us(p50(hit))} / {us(p99(hit))}")
+    record("  memory-hit vend ÷ one RS256 sign", f"{ratio:.3f}×", "≤ 0.2×", ratio <= 0.2)
+
+    settings = load_settings(os.environ)
+    table_vendor = build_vendor(settings, memory=MemoryCache(max_entries=0))  # every vend misses memory
+    request = VendRequest(normalise_scopes("fr:idm:*"), None, DIRECT_CALLER)
+    deadline = Deadline.after(1e9, time.monotonic)
+    table_vendor.vend(request, deadline)
+    dynamodb = table_vendor._table._client  # the same client and settings the vendor uses
+    from cached_token import cache_key
+
+    pk = cache_key(settings.tenant_fqdn, settings.secret_id, request.scopes)
+
+    def bare_get() -> None:
+        dynamodb.get_item(TableName=settings.table_name, Key={"pk": {"S": pk}}, ConsistentRead=True)
+
+    table_hits: list[float] = []
+    bare_gets: list[float] = []
+    for _ in range(8):  # interleaved rounds, so drift hits both sides alike
+        table_hits += timings(lambda: table_vendor.vend(request, deadline), 60, warmup=5)
+        bare_gets += timings(bare_get, 60, warmup=5)
+    ratio = p50(table_hits) / p50(bare_gets)
+    record("table-hit vend (GetItem + AES-GCM), p50 / p99", f"{us(p50(table_hits))} / {us(p99(table_hits))}")
+    record("bare GetItem on the same moto server, p50", us(p50(bare_gets)))
+    record("  table hit ÷ bare GetItem", f"{ratio:.2f}×", "≤ 1.2×", ratio <= 1.2)
+
+    pool = urllib3.PoolManager(num_pools=2, maxsize=4, retries=False)
+    mint_request = VendRequest(normalise_scopes("fr:am:*"), None, DIRECT_CALLER)
+
+    def bare_post() -> None:
+        assertion = sign_assertion(key, stack.account_id, audience, now=time.time(), new_jti=new_jti)
+        body = {
+            "client_id": "service-account",
+            "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            "assertion": assertion.jwt,
+            "scope": "fr:am:*",
+        }
+        response = pool.request("POST", stack.standin.token_url, fields=body, encode_multipart=False)
+        assert response.status == 200
+
+    mints: list[float] = []
+    posts: list[float] = []
+    for _ in range(6):
+        mints += timings(lambda: table_vendor._mint(mint_request, deadline), 40, warmup=3)
+        posts += timings(bare_post, 40, warmup=3)
+    ratio = p50(mints) / p50(posts)
+    record("mint (key from cache, sign, exchange), p50 / p99", f"{us(p50(mints))} / {us(p99(mints))}")
+    record("bare POST to the stand-in + one sign, p50", us(p50(posts)))
+    record("  mint ÷ (bare POST + sign)", f"{ratio:.2f}×", "≤ 1.1×", ratio <= 1.1)
+
+    # -- throughput -----------------------------------------------------------------------------------
+    say("\nthroughput (one thread, whole handler)")
+    count, until = 0, time.perf_counter() + 2.0
+    while time.perf_counter() < until:
+        app.lambda_handler({"scope": "fr:idm:*"}, context)
+        count += 1
+    record("memory-hit vends per second, one core", f"{count / 2.0:,.0f}/s")
+
+    # -- stampede -------------------------------------------------------------------------------------
+    say("\nstampede (8 simulated containers × 16 threads = 128-way)")
+    from tests.integration.conftest import FakeWall  # the tests' movable wall clock
+    from vending import Clocks, TokenVendor
+
+    wall = FakeWall()
+    counts: dict[str, int] = {}
+    counts_lock = threading.Lock()
+
+    class CountingSink:
+        def add_metric(self, name: str, unit: str, value: float) -> None:
+            with counts_lock:
+                counts[name] = counts.get(name, 0) + 1
+
+    def container() -> TokenVendor:
+        vendor = build_vendor(settings)
+        vendor._metrics = CountingSink()
+        vendor._clocks = Clocks(wall=wall)
+        vendor._table._clock = wall
+        if vendor._table._envelope is not None:
+            vendor._table._envelope._clock = wall
+        return vendor
+
+    def stampede(scope: str, total: int = 1024) -> int:
+        vendors = [container() for _ in range(8)]
+        before = stack.standin.exchanges
+        barrier = threading.Barrier(128)
+        stamp_request = VendRequest(normalise_scopes(scope), None, DIRECT_CALLER)
+
+        def worker(vendor: TokenVendor) -> None:
+            barrier.wait()
+            for _ in range(total // 128):
+                vendor.vend(stamp_request, Deadline.after(30, time.monotonic))
+
+        with ThreadPoolExecutor(max_workers=128) as executor:
+            list(executor.map(worker, [v for v in vendors for _ in range(16)]))
+        return stack.standin.exchanges - before
+
+    cold = stampede("fr:idc:esv:read")
+    record("exchanges per 1,024 vends, cold cache", str(cold), "= 1", cold == 1)
+    say(f"    (tiers and waits: {dict(sorted(counts.items()))})")
+    counts.clear()
+    wall.advance(899 - 200)  # every container now holds a token inside the refresh-ahead window
+    refresh = stampede("fr:idc:esv:read")
+    record("exchanges per 1,024 vends, across a refresh-ahead window", str(refresh), "= 1", refresh == 1)
+    say(f"    (tiers and waits: {dict(sorted(counts.items()))})")
+
+    # -- side by side ---------------------------------------------------------------------------------
+    say("\nside by side, one token for one caller (same stand-in)")
+    jwk = private_jwk(key)
+    jose = shutil.which("jose")
+    curl = shutil.which("curl")
+    shell: list[float] = []
+    if jose:
+        with tempfile.TemporaryDirectory() as tmp:
+            key_file = Path(tmp) / "key.jwk"
+            key_file.write_text(json.dumps({**jwk, "alg": "RS256"}))
+            for _ in range(12):
+                begin = time.perf_counter_ns()
+                now = int(time.time())
+                payload = {
+                    "iss": stack.account_id,
+                    "sub": stack.account_id,
+                    "aud": audience,
+                    "exp": now + 899,
+                    "jti": str(uuid.uuid4()),
+                }
+                (Path(tmp) / "payload.json").write_text(json.dumps(payload))
+                subprocess.run(
+                    [
+                        jose,
+                        "jws",
+                        "sig",
+                        "-I",
+                        f"{tmp}/payload.json",
+                        "-k",
+                        str(key_file),
+                        "-s",
+                        '{"alg":"RS256"}',
+                        "-c",
+                        "-o",
+                        f"{tmp}/jwt.txt",
+                    ],
+                    check=True,
+                )
+                assertion = (Path(tmp) / "jwt.txt").read_text().strip()
+                form = [
+                    "--data",
+                    "client_id=service-account",
+                    "--data",
+                    "grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer",
+                    "--data",
+                    f"assertion={assertion}",
+                    "--data",
+                    "scope=fr:idm:*",
+                ]
+                if curl:
+                    subprocess.run(
+                        [curl, "-sS", "-o", os.devnull, "--request", "POST", audience, *form], check=True
+                    )
+                else:
+                    pool.request(
+                        "POST",
+                        audience,
+                        fields={
+                            "client_id": "service-account",
+                            "assertion": assertion,
+                            "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                            "scope": "fr:idm:*",
+                        },
+                        encode_multipart=False,
+                    )
+                shell.append((time.perf_counter_ns() - begin) / 1000.0)
+        record(f"(a) documented shell flow (jose + {'curl' if curl else 'POST'}), p50", us(p50(shell)))
+    else:
+        record("(a) documented shell flow", "skipped: no 'jose' CLI (apt-get install jose)")
+
+    def journey() -> None:
+        loaded, _ = key_from_jwk(jwk)  # the journey script parses the JWK on every request
+        assertion = sign_assertion(loaded, stack.account_id, audience, now=time.time(), new_jti=new_jti)
+        response = pool.request(
+            "POST",
+            audience,
+            fields={
+                "client_id": "service-account",
+                "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "assertion": assertion.jwt,
+                "scope": "fr:idm:*",
+            },
+            encode_multipart=False,
+        )
+        assert response.status == 200
+
+    per_request = timings(journey, 60, warmup=3)
+    record("(b) journey-script way (load key, sign, exchange), p50", us(p50(per_request)))
+    record("(c) this service: memory hit / table hit, p50", f"{us(p50(hit))} / {us(p50(table_hits))}")
+    if shell:
+        ratio = p50(shell) / p50(hit)
+        record("  shell flow ÷ memory-hit vend", f"{ratio:,.0f}×", "≥ 200×", ratio >= 200)
+    ratio = p50(per_request) / p50(hit)
+    record("  journey way ÷ memory-hit vend", f"{ratio:,.0f}×")
+
+    # -- cold start -----------------------------------------------------------------------------------
+    say("\ncold start (fresh process, median of 7, interleaved)")
+    child_env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [
+                str(REPO / "functions" / "token_vendor"),
+                str(REPO / "layers" / "token_client" / "python"),
+                str(REPO),
+            ]
+        ),
+    }
+    app.lambda_handler(
+        {"scope": "fr:idm:*"}, context
+    )  # the table holds a token: the child's first vend hits it
+    ours: list[float] = []
+    bare: list[float] = []
+    for _ in range(7):
+        for target, sink in ((HERE / "cold_child.py", ours), (HERE / "bare_child.py", bare)):
+            begin = time.perf_counter_ns()
+            subprocess.run([sys.executable, str(target)], env=child_env, check=True)
+            sink.append((time.perf_counter_ns() - begin) / 1000.0)
+    ratio = p50(ours) / p50(bare)
+    record("import handler + first vend (table hit), p50", us(p50(ours)))
+    record("bare 'import boto3' + one client, p50", us(p50(bare)))
+    record("  cold start ÷ bare boto3", f"{ratio:.2f}×", "≤ 1.3×", ratio <= 1.3)
+
+    # -- memory ---------------------------------------------------------------------------------------
+    say("\nmemory (peak RSS of a handler process)")
+
+    def rss(vends: int, sets: int) -> int:
+        out = subprocess.run(
+            [sys.executable, str(HERE / "rss_child.py"), str(vends), str(sets)],
+            env=child_env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return int(out.stdout.strip().splitlines()[-1])
+
+    small, large = rss(10, 1), rss(10_000, 1000)
+    ratio = large / small
+    record("after 10 vends (1 scope set)", f"{small / 1024:.1f} MiB")
+    record("after 10,000 vends (1,000 scope sets)", f"{large / 1024:.1f} MiB")
+    record("  ratio", f"{ratio:.2f}×", "≤ 1.2×", ratio <= 1.2)
+
+    elapsed = time.monotonic() - started
+    say(f"\nbench took {elapsed:.0f} s")
+    write_results(elapsed)
+    stack.stop()
+    return 0
+
+
+def write_results(elapsed: float) -> None:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, in {elapsed:.0f} s, on: {machine()}.",
+        "",
+        "Every figure with a target is a ratio of two things measured side by side in this run (absolute times",
+        "on a shared 2-core machine drift; ratios hold). Local stack: moto server and the AIC stand-in on",
+        "loopback, so a 'round trip' here is a loopback HTTP call to a Python server.",
+        "",
+        "| figure | measured | target | |",
+        "| --- | --- | --- | --- |",
+    ]
+    for f in FIGURES:
+        status = "" if f.met is None else ("met" if f.met else "**not met**")
+        lines.append(f"| {f.name.strip()} | {f.value} | {f.target} | {status} |")
+    notes = HERE / "notes.md"
+    if notes.exists():
+        lines += ["", notes.read_text().strip()]
+    RESULTS.write_text("\n".join(lines) + "\n")
+    say(f"wrote {RESULTS.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
