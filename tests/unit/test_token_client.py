@@ -1,0 +1,119 @@
+"""The consumer client: caching, refresh-ahead, stale-on-error, error mapping and the CLI's exit codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import token_client.__main__ as cli
+from token_client import (
+    AccessDenied,
+    InvalidScope,
+    TokenClient,
+    TransportError,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
+from token_client.transports import _http_error
+
+
+class FakeTransport:
+    def __init__(self, *answers: Any) -> None:
+        self.answers = list(answers)
+        self.calls: list[tuple[tuple[str, ...], int | None]] = []
+
+    def fetch(self, scopes: tuple[str, ...], min_validity: int | None) -> dict[str, Any]:
+        self.calls.append((scopes, min_validity))
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return dict(answer)
+
+
+def token(expires_at: float, value: str = "t" * 24) -> dict[str, Any]:
+    return {"access_token": value, "expires_at": expires_at, "scope": "fr:idm:*"}
+
+
+def test_tokens_are_cached_per_normalised_scope_set() -> None:
+    transport = FakeTransport(token(2000.0))
+    client = TokenClient(transport, clock=lambda: 1000.0)
+
+    client.get_token("fr:idm:* fr:am:*")
+    client.get_token(["fr:am:*", "fr:idm:*"])
+
+    assert transport.calls == [(("fr:am:*", "fr:idm:*"), 60)]
+
+
+def test_refresh_ahead_and_stale_on_error() -> None:
+    now = [1000.0]
+    transport = FakeTransport(token(1200.0, "a" * 24), UpstreamUnavailable("down"))
+    client = TokenClient(transport, clock=lambda: now[0], sleep=lambda s: None, refresh_ahead=120)
+    first = client.get_token("fr:idm:*")
+    now[0] = 1100.0  # 100 s left: inside refresh-ahead, still above the 60 s minimum
+
+    assert client.get_token("fr:idm:*") == first  # the refresh failed; the cached token still serves
+    assert len(transport.calls) == 4  # the first fetch, then three attempts at the refresh
+
+    now[0] = 1150.0  # 50 s left: below the minimum, nothing to fall back on
+    with pytest.raises(UpstreamUnavailable):
+        client.get_token("fr:idm:*")
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (400, {"error": "invalid_scope", "error_description": "scope #1 …"}, InvalidScope),
+        (403, {"error": "access_denied", "error_description": "no"}, AccessDenied),
+        (403, {"message": "The request signature we calculated does not match"}, AccessDenied),
+        (502, {"error": "upstream_rejected", "error_description": "invalid_grant"}, UpstreamRejected),
+        (503, {"error": "temporarily_unavailable", "error_description": "down"}, UpstreamUnavailable),
+        (504, None, UpstreamUnavailable),
+        (418, None, TransportError),
+    ],
+)
+def test_http_answers_map_to_the_services_error_names(status: int, body: Any, expected: type) -> None:
+    assert isinstance(_http_error(status, body, "7"), expected)
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (InvalidScope("bad scope"), 3),
+        (AccessDenied("no"), 4),
+        (UpstreamRejected("x"), 5),
+        (UpstreamUnavailable("down"), 6),
+        (TransportError("net"), 6),
+    ],
+)
+def test_cli_exit_codes_and_one_line_errors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], error: Exception, code: int
+) -> None:
+    transport = FakeTransport(error)
+    monkeypatch.setattr(
+        TokenClient, "for_url", classmethod(lambda cls, url: TokenClient(transport, sleep=lambda s: None))
+    )
+
+    assert cli.main(["--scope", "fr:idm:*", "--url", "https://api.example/v1/token"]) == code
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith(f"token_client: {type(error).__name__}: ")
+
+
+def test_cli_prints_the_token_or_the_header(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    transport = FakeTransport(token(4102444800.0, "z" * 30))
+    monkeypatch.setattr(TokenClient, "for_function", classmethod(lambda cls, name: TokenClient(transport)))
+
+    assert cli.main(["--scope", "fr:idm:*", "--function", "vendor"]) == 0
+    assert capsys.readouterr().out == "z" * 30 + "\n"
+    assert cli.main(["--scope", "fr:idm:*", "--function", "vendor", "--header"]) == 0
+    assert capsys.readouterr().out == "Authorization: Bearer " + "z" * 30 + "\n"
+
+
+def test_cli_rejects_missing_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--scope", "fr:idm:*"])
+    assert exit_.value.code == 2
