@@ -73,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
         logging.getLogger("token_vendor").setLevel(logging.WARNING)
     import app  # after the environment points at the local stack
+    import observability
     from cached_token import fingerprint
+
+    audit_log = open(os.devnull, "w") if os.environ.get("TOKEN_VENDOR_DEMO_QUIET", "1") == "1" else None  # noqa: SIM115
+    observability.set_output(audit_log)
 
     print("local stack up:")
     print(f"  AWS (moto)         {stack.aws.endpoint}")

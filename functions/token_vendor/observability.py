@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from aws_lambda_powertools.logging import Logger
 
@@ -43,6 +43,13 @@ class _Invocation:
 
 
 _current = threading.local()  # Lambda runs one invocation per environment; tests run several at once
+_output: TextIO | None = None  # None: sys.stdout at write time (what Lambda captures)
+
+
+def set_output(stream: TextIO | None) -> None:
+    """Send audit lines elsewhere (the local demo keeps its terminal readable); None restores stdout."""
+    global _output
+    _output = stream
 
 
 class InvocationMetrics:
@@ -135,4 +142,4 @@ def finish() -> None:
         for name in names:
             values = invocation.metrics[name][1]
             record[name] = values[0] if len(values) == 1 else values
-    sys.stdout.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
+    (_output or sys.stdout).write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
