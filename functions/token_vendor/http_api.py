@@ -32,7 +32,7 @@ from errors import (
     TokenVendorError,
     UpstreamUnavailable,
 )
-from observability import count_http_error, note_refusal, note_vend
+from observability import note_http_error, note_refusal, note_vend
 from results import token_result
 from runtime import Runtime
 from vend_request import VendRequest, parse_document, parse_json_body, parse_query
@@ -55,7 +55,7 @@ def _json(status: int, body: Mapping[str, Any], extra: Mapping[str, str] | None 
 
 
 def _error_response(error: TokenVendorError) -> Response[str]:
-    count_http_error(error.status)
+    note_http_error(error)
     extra: dict[str, str] = {}
     if isinstance(error, UpstreamUnavailable):
         extra["Retry-After"] = str(error.retry_after)
@@ -194,7 +194,7 @@ def _shape_problem(event: Mapping[str, Any], is_v2: bool) -> str | None:
 
 def _raw_error(resolver: ApiGatewayResolver, error: TokenVendorError) -> dict[str, Any]:
     """The error response in the resolver's output format, for failures outside its routing."""
-    count_http_error(error.status)
+    note_http_error(error)
     headers = dict(NO_STORE)
     headers["Content-Type"] = "application/json"
     body = json.dumps({"error": error.code, "error_description": error.message}, separators=(",", ":"))

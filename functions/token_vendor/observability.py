@@ -106,8 +106,13 @@ def note_refusal(caller: str, error: TokenVendorError) -> None:
         }
 
 
-def count_http_error(status: int) -> None:
-    METRICS.add_metric(f"HttpStatus_{status}", "Count", 1)
+def note_http_error(error: TokenVendorError) -> None:
+    """Every HTTP error answer counts; one refused before a vend was attempted (404, 405, a malformed
+    event) also becomes the invocation's audit outcome."""
+    METRICS.add_metric(f"HttpStatus_{error.status}", "Count", 1)
+    invocation: _Invocation | None = getattr(_current, "invocation", None)
+    if invocation is not None and invocation.fields.get("outcome") == "unknown":
+        invocation.fields = {"message": "request refused", "outcome": error.name, "error": error.message}
 
 
 def finish() -> None:

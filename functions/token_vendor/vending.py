@@ -33,6 +33,7 @@ logger = logging.getLogger("token_vendor").getChild(__name__)
 
 LEASE_SECONDS = 10.0
 NEGATIVE_CACHE_SECONDS = 60.0
+MAX_REMEMBERED_REJECTIONS = 256
 POLL_FIRST = 0.05
 POLL_MAX = 0.5
 # While another container may be minting, a failed table call is retried this many times before this
@@ -137,10 +138,9 @@ class TokenVendor:
         entry = self._read_table(key)
         if entry is None:  # shared cache down: degrade to minting without it
             return self._mint_unshared(key, request, need, cached, deadline)
-        if entry.token is not None and entry.token.seconds_left(self._clocks.wall()) >= fresh:
-            self._memory.put(key, entry.token)
-            self._count("TableHits")
-            return Vended(entry.token, "table")
+        hit_in_table = self._table_hit(key, entry, fresh)
+        if hit_in_table is not None:
+            return hit_in_table
         if entry.token is None:
             self._raise_if_rejected(entry.rejection)
         cached_tier = (
@@ -179,11 +179,10 @@ class TokenVendor:
             failures = 0
             if current is None:
                 return self._mint_as_holder(key, request, need, cached, holder, deadline)
-            if current.token is not None and current.token.seconds_left(self._clocks.wall()) >= need:
-                # The previous holder stored its token between our read and our lease attempt.
-                self._memory.put(key, current.token)
-                self._count("TableHits")
-                return Vended(current.token, "table")
+            # The previous holder may have stored its token between our read and our lease attempt.
+            stored = self._table_hit(key, current, need)
+            if stored is not None:
+                return stored
             # Someone else is minting. A token that is still good enough is served at once.
             if cached is not None and cached.seconds_left(self._clocks.wall()) >= need:
                 self._count("RefreshInProgressServed")
@@ -205,13 +204,19 @@ class TokenVendor:
                     return self._mint_unshared(key, request, need, cached, deadline)
                 continue
             failures = 0
-            if entry.token is not None and entry.token.seconds_left(self._clocks.wall()) >= need:
-                self._memory.put(key, entry.token)
-                self._count("TableHits")
-                return Vended(entry.token, "table")
+            stored = self._table_hit(key, entry, need)
+            if stored is not None:
+                return stored
             if entry.token is None:
                 self._raise_if_rejected(entry.rejection)
             unreadable = entry.unreadable
+
+    def _table_hit(self, key: str, entry: TableEntry, at_least: float) -> Vended | None:
+        if entry.token is None or entry.token.seconds_left(self._clocks.wall()) < at_least:
+            return None
+        self._memory.put(key, entry.token)
+        self._count("TableHits")
+        return Vended(entry.token, "table")
 
     def _mint_as_holder(
         self,
@@ -321,6 +326,9 @@ class TokenVendor:
         rejection = Rejection(
             exc.message, exc.upstream_code, exc.rejected_scopes, self._clocks.wall() + NEGATIVE_CACHE_SECONDS
         )
+        if len(self._rejections) >= MAX_REMEMBERED_REJECTIONS:  # forget the expired ones first
+            now = self._clocks.wall()
+            self._rejections = {k: r for k, r in self._rejections.items() if r.until > now}
         self._rejections[key] = rejection
         return rejection
 

@@ -242,3 +242,16 @@ def test_each_vend_writes_one_audit_line_with_its_metrics(
     assert hit["MemoryHits"] == 1
     assert refused["AccessDenied"] == 1
     assert refused["Refused_AccessDenied"] == 1
+
+
+def test_a_request_refused_before_any_vend_still_has_its_audit_outcome(
+    http: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    http(load("bad/rest_get_unknown_path.json"))
+    http(load("bad/rest_delete_not_served.json"))
+
+    audits = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith('{"level"')]
+    assert [a["outcome"] for a in audits] == ["NotFound", "MethodNotAllowed"]
+    assert audits[0]["HttpStatus_404"] == 1
+    assert audits[1]["HttpStatus_405"] == 1
