@@ -117,3 +117,18 @@ def test_cli_rejects_missing_arguments(capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(SystemExit) as exit_:
         cli.main(["--scope", "fr:idm:*"])
     assert exit_.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "region"),
+    [
+        ("https://abc123.execute-api.eu-west-2.amazonaws.com/v1/token", "eu-west-2"),
+        ("https://abc123-vpce-0a1b2c3d.execute-api.us-east-1.amazonaws.com/v1/token", "us-east-1"),
+        ("https://tokens.example.com/v1/token", None),
+        ("http://127.0.0.1:8080/v1/token", None),
+    ],
+)
+def test_the_signing_region_comes_from_an_execute_api_host(url: str, region: str | None) -> None:
+    from token_client.transports import region_of
+
+    assert region_of(url) == region

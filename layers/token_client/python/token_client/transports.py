@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Protocol
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import boto3
 import urllib3
@@ -26,6 +27,17 @@ from token_client.errors import (
 class Transport(Protocol):
     def fetch(self, scopes: tuple[str, ...], min_validity: int | None) -> dict[str, Any]:
         """Return the vendor's result document, or raise a ``TokenClientError``."""
+
+
+_EXECUTE_API_HOST = re.compile(
+    r"[a-z0-9]+(?:-vpce-[a-z0-9]+)?\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
+)
+
+
+def region_of(url: str) -> str | None:
+    """``https://abc123.execute-api.eu-west-2.amazonaws.com/v1/token`` -> ``eu-west-2``."""
+    match = _EXECUTE_API_HOST.fullmatch(urlsplit(url).hostname or "")
+    return match.group(1) if match else None
 
 
 def _payload(scopes: tuple[str, ...], min_validity: int | None) -> dict[str, Any]:
@@ -80,7 +92,8 @@ class HttpTransport:
     ) -> None:
         self._url = url
         self._session = session or boto3.session.Session()
-        self._region = region or self._session.region_name or "us-east-1"
+        # SigV4 must name the API's region: take it from an execute-api host, else the session's.
+        self._region = region or region_of(url) or self._session.region_name or "us-east-1"
         self._pool = pool or urllib3.PoolManager(retries=False)
         self._timeout = timeout
 
