@@ -79,7 +79,7 @@ def test_a_retried_error_is_raised_by_its_stable_name(
     from errors import UpstreamUnavailable
     from local.aic_standin import Fault
 
-    fresh_stack.standin.set_sticky_fault(Fault("status", status=503))
+    fresh_stack.standin.set_sticky_fault(Fault("status", status=503, retry_after="30"))  # no in-process wait
     with pytest.raises(UpstreamUnavailable) as caught:
         invoke(task["Parameters"]["Payload"])
     # Lambda reports errorType = the exception's class name, which the Retry rule matches.
