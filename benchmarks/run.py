@@ -328,7 +328,7 @@ def main() -> int:
     record("  journey way ÷ memory-hit vend", f"{ratio:,.0f}×")
 
     # -- cold start -----------------------------------------------------------------------------------
-    say("\ncold start (fresh process, median of 7, interleaved)")
+    say("\ncold start (fresh process, median of 11, interleaved)")
     child_env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(
@@ -344,7 +344,7 @@ def main() -> int:
     )  # the table holds a token: the child's first vend hits it
     ours: list[float] = []
     bare: list[float] = []
-    for _ in range(7):
+    for _ in range(11):
         for target, sink in ((HERE / "cold_child.py", ours), (HERE / "bare_child.py", bare)):
             begin = time.perf_counter_ns()
             subprocess.run([sys.executable, str(target)], env=child_env, check=True)

