@@ -11,13 +11,12 @@ used: it imports the X-Ray SDK (hundreds of milliseconds of cold start) even whe
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import threading
 import time
 from typing import Any, TextIO
-
-from aws_lambda_powertools.logging import Logger
 
 from cached_token import fingerprint
 from errors import TokenVendorError
@@ -28,7 +27,43 @@ SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "token_vendor"
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "TokenVendor"
 MAX_METRICS_PER_RECORD = 100  # EMF limit
 
-logger = Logger(service=SERVICE)
+
+SERVICE_LOGGER = "token_vendor"  # the parent of every module's logger
+
+
+class _PowertoolsOnFirstRecord(logging.Handler):
+    """Installs Powertools' Logger on the first record the function logs, then hands records to it.
+
+    The happy path (a memory or table hit) logs nothing but the audit line, so a cold start served from
+    the cache never imports Powertools (~40 modules, ~10 ms); the first warning or error does.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from aws_lambda_powertools.logging import Logger
+
+        service_logger = logging.getLogger(SERVICE_LOGGER)
+        powertools = Logger(service=SERVICE)  # JSON formatting, POWERTOOLS_LOG_LEVEL, sampling
+        service_logger.removeHandler(self)
+        if powertools.name != SERVICE_LOGGER:  # a custom POWERTOOLS_SERVICE_NAME names another logger
+            for handler in logging.getLogger(powertools.name).handlers:
+                service_logger.addHandler(handler)
+        for handler in service_logger.handlers:
+            if record.levelno >= handler.level:
+                handler.handle(record)
+
+
+def _install_logging() -> None:
+    service_logger = logging.getLogger(SERVICE_LOGGER)
+    level = (os.environ.get("POWERTOOLS_LOG_LEVEL") or "INFO").upper()
+    service_logger.setLevel(level if level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else "INFO")
+    installed = getattr(service_logger, "powertools_handler", None) or any(
+        isinstance(h, _PowertoolsOnFirstRecord) for h in service_logger.handlers
+    )
+    if not installed:
+        service_logger.addHandler(_PowertoolsOnFirstRecord())
+
+
+_install_logging()
 
 
 class _Invocation:
