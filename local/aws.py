@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
-from moto.server import ThreadedMotoServer
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "template.yaml"
@@ -67,12 +71,39 @@ def create_table(dynamodb: Any, name: str, template: dict[str, Any] | None = Non
     )
 
 
+class _AtomicDynamoDB:
+    """DynamoDB applies each conditional write atomically; moto's backend, called from the threaded
+    server, does not (two concurrent conditional UpdateItems on a new item can both succeed: seen as two
+    mints in about 1 of 15 stampedes). Serialising DynamoDB requests gives the local stack the guarantee
+    the lease relies on."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+            with self._lock:
+                return list(self._app(environ, start_response))  # the whole answer inside the lock
+        return self._app(environ, start_response)
+
+
+class _LoopbackMotoServer(ThreadedMotoServer):
+    def _server_entry(self) -> None:
+        app = _AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
 class LocalAws:
     """A moto server bound to 127.0.0.1 on a free port (it would listen on every interface otherwise)."""
 
     def __init__(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server = _LoopbackMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.endpoint = ""
 
     def start(self) -> LocalAws:

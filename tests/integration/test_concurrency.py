@@ -60,3 +60,23 @@ def test_a_lease_holder_that_dies_mid_mint_costs_at_most_one_more_exchange(
     assert len(results) == CONTAINERS * THREADS_EACH
     assert fresh_stack.standin.exchanges <= 2
     assert len({r.token.access_token for r in results}) == 1
+
+
+def test_exactly_one_of_many_simultaneous_lease_attempts_wins(fresh_stack: LocalStack) -> None:
+    """The property the single flight rests on (DynamoDB's atomic conditional write), 150 times over."""
+    import time as clock
+
+    tables = [
+        TokenTable(fresh_stack.table_name, fresh_stack.client("dynamodb"), clock=clock.time) for _ in range(8)
+    ]
+    for attempt in range(150):
+        key = f"lease-race-{attempt}"
+        barrier = threading.Barrier(len(tables))
+
+        def race(table: TokenTable, me: int, key: str = key, barrier: threading.Barrier = barrier) -> bool:
+            barrier.wait()
+            return table.try_lease(key, f"holder-{me}", 5.0, fresh_seconds=300) is None
+
+        with ThreadPoolExecutor(max_workers=len(tables)) as pool:
+            wins = list(pool.map(race, tables, range(len(tables))))
+        assert wins.count(True) == 1, f"attempt {attempt}: {wins.count(True)} holders"
