@@ -263,9 +263,9 @@ class TokenVendor:
 
     # -- minting ----------------------------------------------------------------------------------
     def _mint(self, request: VendRequest, deadline: Deadline) -> tuple[CachedToken, str]:
-        key = self._keys.current()
         started = time.perf_counter()
         try:
+            key = self._keys.current()
             issued, issued_at = self._exchange(key, request, deadline)
         except UpstreamRejected as exc:
             if exc.upstream_code not in _ROTATION_CODES:
