@@ -1,6 +1,10 @@
 """``make run``: start the local stack, vend a token, use it, and keep serving until Ctrl-C.
 
 Set ``TOKEN_VENDOR_DEMO_QUIET=0`` to see the function's own JSON log lines.
+
+To vend from a real tenant instead of the stand-in (on purpose: this leaves the machine), set
+``AIC_TENANT_FQDN``, ``AIC_SERVICE_ACCOUNT_ID`` and ``AIC_KEY_FILE`` (the downloaded ``key.jwk``);
+optionally ``AIC_TOKEN_ENDPOINT_URL``. The key goes into the local Secrets Manager only; AWS stays local.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ from local.lambda_context import LocalContext
 from local.stack import REPORTING_ROLE, LocalStack, local_identities, signing_session, start_stack
 
 
-def _use_token(stack: LocalStack, access_token: str) -> int:
-    request = urllib.request.Request(  # noqa: S310 - loopback URL of the stand-in
-        stack.standin.base_url + "/openidm/managed/alpha_user?_queryFilter=true",
+def _use_token(idm_base: str, access_token: str) -> int:
+    request = urllib.request.Request(  # noqa: S310 - the stand-in, or the tenant the user named
+        idm_base + "/openidm/managed/alpha_user?_queryFilter=true&_pageSize=3&_fields=userName",
         headers={"Authorization": f"Bearer {access_token}"},
     )
     with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
@@ -33,7 +37,23 @@ def _use_token(stack: LocalStack, access_token: str) -> int:
     return int(body["resultCount"])
 
 
-def _cli_header(url: str, identity: Any) -> str:
+def _real_tenant(stack: LocalStack) -> tuple[dict[str, str], str, str] | None:
+    """Function settings, token URL and IDM base for a real tenant, when the user asked for one."""
+    tenant = os.environ.get("AIC_TENANT_FQDN", "").strip()
+    if not tenant:
+        return None
+    account = os.environ["AIC_SERVICE_ACCOUNT_ID"].strip()
+    with open(os.environ["AIC_KEY_FILE"]) as handle:
+        jwk = json.load(handle)
+    stack.put_secret(json.dumps({"serviceAccountId": account, "jwk": jwk}))
+    token_url = (
+        os.environ.get("AIC_TOKEN_ENDPOINT_URL", "").strip() or f"https://{tenant}/am/oauth2/access_token"
+    )
+    settings = {"TENANT_FQDN": tenant, "TOKEN_ENDPOINT_URL": token_url}
+    return settings, token_url, token_url.split("/am/oauth2/")[0]
+
+
+def _cli_header(url: str, identity: Any, idm_base: str) -> str:
     """Run ``python -m token_client --header`` as a shell user would; show it without the token."""
     env = {
         **os.environ,
@@ -67,7 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     stack = start_stack()
-    os.environ.update(stack.function_env(CALLER_POLICY=json.dumps({REPORTING_ROLE: ["fr:idm:*"]})))
+    real = _real_tenant(stack)
+    overrides = real[0] if real else {}
+    token_url = real[1] if real else stack.standin.token_url
+    idm_base = real[2] if real else stack.standin.base_url
+    os.environ.update(
+        stack.function_env(CALLER_POLICY=json.dumps({REPORTING_ROLE: ["fr:idm:*"]}), **overrides)
+    )
     if os.environ.get("TOKEN_VENDOR_DEMO_QUIET", "1") == "1":
         os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
         os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
@@ -81,8 +107,13 @@ def main(argv: list[str] | None = None) -> int:
 
     print("local stack up:")
     print(f"  AWS (moto)         {stack.aws.endpoint}")
-    print(f"  AIC stand-in       {stack.standin.token_url}")
-    print(f"  service account    {stack.account_id} (key generated, stored in Secrets Manager)")
+    if real:
+        print(f"  AIC (your tenant)  {token_url}")
+        account = os.environ["AIC_SERVICE_ACCOUNT_ID"]
+        print(f"  service account    {account} (your key, in the local Secrets Manager)")
+    else:
+        print(f"  AIC stand-in       {token_url}")
+        print(f"  service account    {stack.account_id} (key generated, stored in Secrets Manager)")
     scope = "fr:idm:*"
     quiet = os.environ.get("TOKEN_VENDOR_DEMO_QUIET", "1") == "1"
     with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
@@ -92,18 +123,19 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         again = app.lambda_handler({"scopes": [scope]}, LocalContext())
         second_ms = (time.perf_counter() - started) * 1000
-    users = _use_token(stack, result["access_token"])
+    users = _use_token(idm_base, result["access_token"])
 
     print('\ndirect invocation {"scope": "fr:idm:*"}:')
     print(f"  token fingerprint  {fingerprint(result['access_token'])}  (the token itself is never printed)")
     print(f"  scope              {result['scope']}")
     print(f"  seconds left       {result['expires_in']}")
-    print(f"  first vend         {first_ms:.1f} ms (minted at the stand-in)")
+    print(f"  first vend         {first_ms:.1f} ms (minted at {'your tenant' if real else 'the stand-in'})")
     print(
         f"  second vend        {second_ms:.2f} ms (memory cache; same token: "
         f"{again['access_token'] == result['access_token']})"
     )
-    print(f"  exchanges at AIC   {stack.standin.exchanges}")
+    if not real:
+        print(f"  exchanges at AIC   {stack.standin.exchanges}")
     print(f"\nGET /openidm/managed/alpha_user with the token: {users} users returned")
 
     identities = local_identities()
@@ -118,9 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         f"  TokenClient        fingerprint {fingerprint(over_http.access_token)}, same token as above: "
         f"{over_http.access_token == result['access_token']}"
     )
-    cli = _cli_header(front.token_url, reporting)
+    cli = _cli_header(front.token_url, reporting, idm_base)
     print(f"  CLI --header       {cli}")
-    print(f"  exchanges at AIC   {stack.standin.exchanges} (every caller above shared one token)")
+    if not real:
+        print(f"  exchanges at AIC   {stack.standin.exchanges} (every caller above shared one token)")
     sys.stdout.flush()
 
     if args.once:

@@ -1,0 +1,69 @@
+"""``make run``'s demo, run as a user would (a fresh process), locally and pointed at a "real" tenant."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.stack import LocalStack, private_jwk, public_jwk
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[2]
+FUNCTION_PATH = os.pathsep.join(
+    [str(REPO / "functions" / "token_vendor"), str(REPO / "layers" / "token_client" / "python"), str(REPO)]
+)
+
+
+def _demo(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "local.demo", "--once"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": FUNCTION_PATH, **env},
+    )
+
+
+def test_the_demo_vends_three_ways_with_one_exchange_and_prints_no_token() -> None:
+    result = _demo({})
+
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "3 users returned" in out
+    assert "same token as above: True" in out
+    assert "printed 'Authorization: Bearer <" in out
+    assert "exchanges at AIC   1 (every caller above shared one token)" in out
+    assert "eyJ0eXAi" not in out + result.stderr  # the stand-in's tokens all start so
+
+
+def test_the_demo_can_be_pointed_at_a_tenant_on_purpose(
+    fresh_stack: LocalStack, other_rsa_key: Any, tmp_path: Path
+) -> None:
+    """The 'tenant' here is the session's stand-in, reached as the demo would reach a real one."""
+    account = str(uuid.uuid4())
+    fresh_stack.standin.register_account(account, [public_jwk(other_rsa_key)], ["fr:idm:*"])
+    key_file = tmp_path / "key.jwk"
+    key_file.write_text(json.dumps(private_jwk(other_rsa_key)))
+
+    result = _demo(
+        {
+            "AIC_TENANT_FQDN": "openam-example-ew2.id.forgerock.io",
+            "AIC_SERVICE_ACCOUNT_ID": account,
+            "AIC_KEY_FILE": str(key_file),
+            "AIC_TOKEN_ENDPOINT_URL": fresh_stack.standin.token_url,
+        }
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert f"AIC (your tenant)  {fresh_stack.standin.token_url}" in result.stdout
+    assert "3 users returned" in result.stdout
+    assert fresh_stack.standin.exchanges == 1  # one token, shared by all three callers
