@@ -102,11 +102,10 @@ def _build(
 
     @resolver.not_found
     def not_found(_: NotFoundError) -> Response[str]:
-        if resolver.current_event.path.rstrip("/") == TOKEN_PATH:
+        method = resolver.current_event.http_method
+        if resolver.current_event.path.rstrip("/") == TOKEN_PATH and method not in ("GET", "POST"):
             return _error_response(
-                MethodNotAllowed(
-                    f"{resolver.current_event.http_method} is not served on {TOKEN_PATH}; use GET or POST"
-                )
+                MethodNotAllowed(f"{method} is not served on {TOKEN_PATH}; use GET or POST")
             )
         return _error_response(NotFound(f"no such resource; the API serves {TOKEN_PATH}"))
 
