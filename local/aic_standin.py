@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,6 +27,8 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError,
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc7523 import JWTBearerGrant
 from joserfc.jwk import KeySet, RSAKey
+
+from local.quiet_server import QuietThreadingHTTPServer
 
 TOKEN_PATH = "/am/oauth2/access_token"
 USERS_PATH = "/openidm/managed/alpha_user"
@@ -205,7 +207,7 @@ class AICStandIn:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.state = StandInState()
         self._oauth = StandInServer(self.state)
-        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
+        self._httpd = QuietThreadingHTTPServer((host, port), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
         self.base_url = f"http://{host}:{self._httpd.server_address[1]}"

@@ -14,7 +14,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,6 +23,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from local.lambda_context import LocalContext
+from local.quiet_server import QuietThreadingHTTPServer
 
 STAGE = "v1"
 MAX_SKEW = dt.timedelta(minutes=5)
@@ -159,7 +160,7 @@ class ApiFront:
         self.forwarded = 0
         self.refused = 0
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd = QuietThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/{STAGE}"
         self.token_url = f"{self.base_url}/token"
