@@ -143,11 +143,9 @@ class TokenVendor:
             return hit_in_table
         if entry.token is None:
             self._raise_if_rejected(entry.rejection)
-        cached_tier = (
-            "table" if entry.token is not None and entry.token is _fresher(cached, entry.token) else "memory"
-        )
-        cached = _fresher(cached, entry.token)
-        return self._lease_or_wait(key, request, need, fresh, cached, cached_tier, entry.unreadable, deadline)
+        best = _fresher(cached, entry.token)  # the better of the memory and table copies, if any
+        best_tier = "table" if best is not None and best is entry.token else "memory"
+        return self._lease_or_wait(key, request, need, fresh, best, best_tier, entry.unreadable, deadline)
 
     def _lease_or_wait(
         self,
