@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("token_vendor").getChild(__name__)
 
 REFRESH_SECONDS = 300.0
+RETRY_AFTER_FAILURE_SECONDS = 30.0  # a failed re-read is tried again sooner than the full interval
 MIN_KEY_BITS = 2048
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
@@ -207,6 +208,8 @@ class KeySource:
             key = parse_secret(secret, version, self._env_account_id)
         except ConfigurationError as exc:
             logger.error("service account secret is malformed", extra={"problem": exc.message})
+            if self._key is not None:  # a bad rotation must not stop the key that works; the error alerts
+                return self._key
             raise
         if self._key is not None:
             logger.info("service account key rotated", extra={"secret_version": version})
@@ -222,6 +225,6 @@ class KeySource:
     def _keep_or_fail(self, problem: str, exc: Exception) -> ServiceAccountKey:
         if self._key is not None:  # a transient failure must not stop a working key
             logger.warning("secret re-read failed; keeping the key in use", extra={"problem": problem})
-            self._read_at = self._clock() - self._refresh_seconds + 30.0
+            self._read_at = self._clock() - self._refresh_seconds + RETRY_AFTER_FAILURE_SECONDS
             return self._key
         raise UpstreamUnavailable(f"cannot read the service account key now: {problem}") from exc

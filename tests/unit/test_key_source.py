@@ -224,3 +224,18 @@ def test_repr_shows_no_key_material(rsa_key: Any) -> None:
     key = parse_secret(json.dumps({"serviceAccountId": "a", "jwk": private_jwk(rsa_key)}), "v1", None)
     assert str(rsa_key.private_numbers().d) not in repr(key)
     assert "RSAPrivateKey" not in repr(key)
+
+
+def test_a_malformed_rotation_keeps_the_working_key_and_logs_the_problem(
+    rsa_key: Any, secrets_client: Any, stubber: Stubber, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    source = KeySource(SECRET_ID, secrets_client, clock=clock)
+    _answer(stubber, json.dumps({"serviceAccountId": "a", "jwk": private_jwk(rsa_key)}), V1)
+    first = source.current()
+    clock.now += 301
+    _answer(stubber, json.dumps({"serviceAccountId": "a"}), V2)
+
+    with caplog.at_level(logging.ERROR, logger="token_vendor"):
+        assert source.current() is first
+    assert any(getattr(r, "problem", "").startswith("secret JSON lacks 'jwk'") for r in caplog.records)
