@@ -6,14 +6,16 @@ LINT_VENV := .venv-lint
 SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
 PIP_FLAGS := --disable-pip-version-check --quiet
-# The function imports with its own folder and each layer's python/ on the path, as on Lambda.
-FUNCTION_PATH := functions/token_vendor:layers/token_client/python:.
+# Our own code is installed in editable mode (the function package and the client distribution), so
+# nothing here juggles PYTHONPATH. Build isolation fetches the pinned setuptools from the package index.
+EDITABLE := -e . -e ./layers/token_client
 
-.PHONY: run test unit lint format bench build build-check deploy lock clean
+.PHONY: run test unit lint format bench build build-check test-built deploy lock clean
 
-$(VENV)/.installed: requirements-dev.txt requirements.txt layers/dependencies/requirements.txt
+$(VENV)/.installed: requirements-dev.txt requirements.txt layers/dependencies/requirements.txt pyproject.toml layers/token_client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) -r requirements-dev.txt
+	$(PY) -m pip install $(PIP_FLAGS) --no-deps $(EDITABLE)
 	touch $@
 
 $(LINT_VENV)/.installed: requirements-lint.txt
@@ -28,7 +30,7 @@ $(SAM_VENV)/.installed:
 
 ## run: start the local stack, vend a token and use it (ONCE=1 exits after the demo)
 run: $(VENV)/.installed
-	PYTHONPATH=$(FUNCTION_PATH) $(PY) -m local.demo $(if $(ONCE),--once)
+	$(PY) -m local.demo $(if $(ONCE),--once)
 
 ## test: unit, integration, e2e and template tests, with coverage
 test: $(VENV)/.installed $(LINT_VENV)/.installed
@@ -41,7 +43,7 @@ unit: $(VENV)/.installed
 lint: $(VENV)/.installed $(LINT_VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy functions/token_vendor layers/token_client/python
+	$(VENV)/bin/mypy
 	$(LINT_VENV)/bin/cfn-lint template.yaml
 	BC_SKIP_MAPPING=TRUE $(LINT_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 
@@ -50,16 +52,21 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 
 ## bench: side-by-side figures, written to benchmarks/results.md
-bench: $(VENV)/.installed
-	PYTHONPATH=$(FUNCTION_PATH) $(PY) -m benchmarks.run
+bench: build
+	$(PY) -m benchmarks.run
 
-## build: deployable artefacts in .aws-sam/build (no Docker, no local Python 3.13)
+## build: deployable artefacts in .aws-sam/build (no Docker), with bytecode for CPython 3.13 when one is found
 build: $(SAM_VENV)/.installed $(VENV)/.installed
 	PIP=$(CURDIR)/$(VENV)/bin/pip $(SAM_VENV)/bin/sam build --template template.yaml --build-dir .aws-sam/build
+	$(PY) tools/compile_build.py
 
-## build-check: build, then verify the artefacts (function modules, aarch64 layer with PyJWT and cryptography)
+## build-check: build, then verify the artefacts (function package, aarch64 layer, 3.13 bytecode >= 95%)
 build-check: build
 	$(PY) tools/check_build.py
+
+## test-built: run the built function + layer under CPython 3.13, read-only, against the local stack
+test-built: $(if $(SKIP_BUILD),$(VENV)/.installed,build)
+	$(PY) -m pytest tests/built -p no:cacheprovider $(PYTEST_ARGS)
 
 ## deploy: guided deployment to your AWS account (never run by CI)
 deploy: build

@@ -6,8 +6,8 @@ import sys
 
 sys.stdout = open(os.devnull, "w")
 
-import app
 from local.lambda_context import LocalContext
+from token_vendor import app
 
 result = app.lambda_handler({"scope": "fr:idm:*"}, LocalContext())
 assert result["expires_in"] > 0

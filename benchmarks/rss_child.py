@@ -6,8 +6,8 @@ import sys
 real_stdout = sys.stdout
 sys.stdout = open(os.devnull, "w")
 
-import app
 from local.lambda_context import LocalContext
+from token_vendor import app
 
 vends, sets = int(sys.argv[1]), int(sys.argv[2])
 context = LocalContext(timeout_seconds=1e9)

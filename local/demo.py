@@ -24,6 +24,7 @@ from typing import Any
 
 from local.api_front import ApiFront
 from local.lambda_context import LocalContext
+from local.lambda_invoke import LocalLambda
 from local.stack import REPORTING_ROLE, LocalStack, local_identities, signing_session, start_stack
 
 
@@ -98,9 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
         os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
         logging.getLogger("token_vendor").setLevel(logging.WARNING)
-    import app  # after the environment points at the local stack
-    import observability
-    from cached_token import fingerprint
+    from token_vendor import (
+        app,  # after the environment points at the local stack
+        observability,
+    )
+    from token_vendor.cached_token import fingerprint
 
     audit_log = open(os.devnull, "w") if os.environ.get("TOKEN_VENDOR_DEMO_QUIET", "1") == "1" else None  # noqa: SIM115
     observability.set_output(audit_log)
@@ -141,8 +144,21 @@ def main(argv: list[str] | None = None) -> int:
     identities = local_identities()
     reporting = identities["ASIALOCALREPORTING01"]
     front = ApiFront(app.lambda_handler, identities).start()
-    from token_client import HttpTransport, TokenClient
+    from token_client import HttpTransport, TokenClient, TokenClientError
 
+    invoke_api = LocalLambda({"token-vendor": app.lambda_handler}).start()
+    via_invoke = TokenClient.for_function("token-vendor", endpoint_url=invoke_api.endpoint).get_token(scope)
+    print(f"\nLambda Invoke API (local endpoint {invoke_api.endpoint}), function 'token-vendor':")
+    print(
+        f"  TokenClient.for_function fingerprint {fingerprint(via_invoke.access_token)}, same token: "
+        f"{via_invoke.access_token == result['access_token']}"
+    )
+    try:
+        TokenClient.for_function("token-vendor", endpoint_url=invoke_api.endpoint).get_token('bad"scope')
+    except TokenClientError as refused:
+        print(
+            f"  a refused request  raises {type(refused).__name__} (Lambda's error envelope, mapped by name)"
+        )
     client = TokenClient(HttpTransport(front.token_url, session=signing_session(reporting)))
     over_http = client.get_token("fr:idm:*")
     print(f"\nsigned HTTP (SigV4, role {REPORTING_ROLE}) through the local API front {front.token_url}:")
@@ -157,18 +173,25 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
 
     if args.once:
+        invoke_api.stop()
         front.stop()
         stack.stop()
         return 0
     print("\nserving until Ctrl-C. Try the CLI as the local 'reporting' role from another shell:")
     print(f"  AWS_ACCESS_KEY_ID={reporting.access_key} AWS_SECRET_ACCESS_KEY={reporting.secret_key} \\")
     print(f"  AWS_SESSION_TOKEN={reporting.session_token} AWS_DEFAULT_REGION=us-east-1 \\")
-    print("  PYTHONPATH=layers/token_client/python .venv/bin/python -m token_client \\")
+    print("  .venv/bin/aic-token \\")
     print(f"    --scope 'fr:idm:*' --url {front.token_url} --header")
+    print("or invoke the function directly, as another Lambda would:")
+    print(f"  AWS_ENDPOINT_URL_LAMBDA={invoke_api.endpoint} AWS_DEFAULT_REGION=us-east-1 \\")
+    print("  .venv/bin/aic-token --scope 'fr:idm:*' --function token-vendor")
+    print(f"  (or: aws lambda invoke --endpoint-url {invoke_api.endpoint} --function-name token-vendor \\")
+    print('   --cli-binary-format raw-in-base64-out --payload \'{"scope": "fr:idm:*"}\' out.json)')
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
         print("\nstopping")
+    invoke_api.stop()
     front.stop()
     stack.stop()
     return 0

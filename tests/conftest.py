@@ -91,7 +91,7 @@ SETTINGS_VARIABLES = (
 @pytest.fixture
 def function_env(fresh_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, str]]:
     """Point the Lambda handler at the local stack; returns a function to apply overrides."""
-    import app
+    from token_vendor import app
 
     def apply(**overrides: str) -> dict[str, str]:
         env = fresh_stack.function_env(**overrides)
@@ -109,7 +109,7 @@ def function_env(fresh_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Ca
 
 @pytest.fixture
 def invoke(function_env: Callable[..., dict[str, str]]) -> Callable[[Any], dict[str, Any]]:
-    import app
+    from token_vendor import app
 
     def call(event: Any) -> dict[str, Any]:
         result: dict[str, Any] = app.lambda_handler(event, LocalContext())

@@ -21,7 +21,7 @@ def identities() -> dict[str, Identity]:
 
 @pytest.fixture
 def front(function_env: Any, identities: dict[str, Identity]) -> Iterator[ApiFront]:
-    import app
+    from token_vendor import app
 
     function_env(CALLER_POLICY=POLICY)
     api = ApiFront(app.lambda_handler, identities).start()
@@ -37,3 +37,14 @@ def reporting(identities: dict[str, Identity]) -> Identity:
 @pytest.fixture
 def intruder(identities: dict[str, Identity]) -> Identity:
     return identities["ASIALOCALINTRUDER001"]
+
+
+@pytest.fixture
+def local_lambda(function_env: Any) -> Iterator[Any]:
+    """Lambda's Invoke API on loopback, serving the handler as function ``token-vendor``."""
+    from local.lambda_invoke import LocalLambda
+    from token_vendor import app
+
+    service = LocalLambda({"token-vendor": app.lambda_handler}).start()
+    yield service
+    service.stop()

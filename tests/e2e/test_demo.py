@@ -16,9 +16,6 @@ from local.stack import LocalStack, private_jwk, public_jwk
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
-FUNCTION_PATH = os.pathsep.join(
-    [str(REPO / "functions" / "token_vendor"), str(REPO / "layers" / "token_client" / "python"), str(REPO)]
-)
 
 
 def _demo(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -29,7 +26,7 @@ def _demo(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         check=False,
         timeout=120,
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": FUNCTION_PATH, **env},
+        env={**os.environ, **env},
     )
 
 

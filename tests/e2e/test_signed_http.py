@@ -132,7 +132,6 @@ def test_the_cli_header_works_against_idm(
         "AWS_SECRET_ACCESS_KEY": reporting.secret_key,
         "AWS_SESSION_TOKEN": reporting.session_token or "",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "PYTHONPATH": str(REPO / "layers" / "token_client" / "python"),
     }
     result = subprocess.run(
         [sys.executable, "-m", "token_client", "--scope", "fr:idm:*", "--url", front.token_url, "--header"],
@@ -159,7 +158,6 @@ def test_the_cli_reports_a_denial_in_one_line_with_its_exit_code(front: ApiFront
         "AWS_ACCESS_KEY_ID": intruder.access_key,
         "AWS_SECRET_ACCESS_KEY": intruder.secret_key,
         "AWS_DEFAULT_REGION": "us-east-1",
-        "PYTHONPATH": str(REPO / "layers" / "token_client" / "python"),
     }
     env.pop("AWS_SESSION_TOKEN", None)
     result = subprocess.run(

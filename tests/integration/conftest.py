@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from deadline import Deadline
-from envelope import Envelope
-from key_source import KeySource
 from local.stack import TENANT, LocalStack
-from memory_cache import MemoryCache
-from settings import load_settings
-from token_endpoint import TokenEndpoint
-from token_table import TokenTable
-from vend_request import DIRECT_CALLER, VendRequest
-from vending import Clocks, TokenVendor
+from token_vendor.deadline import Deadline
+from token_vendor.envelope import Envelope
+from token_vendor.key_source import KeySource
+from token_vendor.memory_cache import MemoryCache
+from token_vendor.settings import load_settings
+from token_vendor.token_endpoint import TokenEndpoint
+from token_vendor.token_table import TokenTable
+from token_vendor.vend_request import DIRECT_CALLER, VendRequest
+from token_vendor.vending import Clocks, TokenVendor
 
 
 class Recorder:
@@ -99,7 +99,7 @@ def make_vendor(fresh_stack: LocalStack) -> Callable[..., TokenVendor]:
 
 
 def direct(scope: str, min_validity: int | None = None) -> VendRequest:
-    from scopes import normalise_scopes
+    from token_vendor.scopes import normalise_scopes
 
     return VendRequest(normalise_scopes(scope), min_validity, DIRECT_CALLER)
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from cached_token import cache_key
 from local.stack import TENANT, LocalStack
 from tests.integration.conftest import budget, direct
-from token_table import TokenTable
-from vending import TokenVendor
+from token_vendor.cached_token import cache_key
+from token_vendor.token_table import TokenTable
+from token_vendor.vending import TokenVendor
 
 pytestmark = pytest.mark.integration
 

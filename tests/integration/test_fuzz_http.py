@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from local.lambda_context import LocalContext
 from tests.leak_canary import FIGURES
-from vending import Vended
+from token_vendor.vending import Vended
 
 # The recording vend emits no metrics of its own, so Powertools warns that a flush was empty.
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:No application metrics")]
@@ -84,9 +84,8 @@ v2_events = st.fixed_dictionaries(
 
 @pytest.fixture
 def handler(function_env: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    import app
-    import vending
-    from cached_token import CachedToken
+    from token_vendor import app, vending
+    from token_vendor.cached_token import CachedToken
 
     function_env(CALLER_POLICY=POLICY)
     calls: list[Any] = []

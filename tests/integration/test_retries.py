@@ -9,12 +9,12 @@ from typing import Any
 import jwt
 import pytest
 
-from deadline import Deadline
-from errors import UpstreamRejected, UpstreamUnavailable
 from local.aic_standin import Fault
 from local.stack import LocalStack
 from tests.integration.conftest import budget, direct
-from token_endpoint import TokenEndpoint
+from token_vendor.deadline import Deadline
+from token_vendor.errors import UpstreamRejected, UpstreamUnavailable
+from token_vendor.token_endpoint import TokenEndpoint
 
 pytestmark = pytest.mark.integration
 
@@ -134,7 +134,7 @@ def test_no_attempt_or_wait_goes_past_the_deadline(fresh_stack: LocalStack) -> N
 
 
 def _assertion(stack: LocalStack) -> Any:
-    from assertion import sign_assertion
+    from token_vendor.assertion import sign_assertion
 
     return sign_assertion(
         stack.key,

@@ -11,9 +11,9 @@ import jwt
 import pytest
 import urllib3
 
-from assertion import sign_assertion
-from errors import ConfigurationError, InvalidRequest, InvalidScope, UpstreamRejected
 from local.stack import LocalStack, private_jwk, public_jwk
+from token_vendor.assertion import sign_assertion
+from token_vendor.errors import ConfigurationError, InvalidRequest, InvalidScope, UpstreamRejected
 
 pytestmark = pytest.mark.integration
 

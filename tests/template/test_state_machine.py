@@ -58,7 +58,7 @@ def test_the_task_retries_only_upstream_unavailable_and_lambda_faults(task: dict
 def test_the_task_payload_and_result_selector_work_against_the_handler(
     invoke: Any, task: dict[str, Any]
 ) -> None:
-    import app
+    from token_vendor import app
 
     payload = task["Parameters"]["Payload"]
     result = app.lambda_handler(payload, LocalContext())
@@ -76,8 +76,8 @@ def test_the_task_payload_and_result_selector_work_against_the_handler(
 def test_a_retried_error_is_raised_by_its_stable_name(
     invoke: Any, fresh_stack: Any, task: dict[str, Any]
 ) -> None:
-    from errors import UpstreamUnavailable
     from local.aic_standin import Fault
+    from token_vendor.errors import UpstreamUnavailable
 
     fresh_stack.standin.set_sticky_fault(Fault("status", status=503, retry_after="30"))  # no in-process wait
     with pytest.raises(UpstreamUnavailable) as caught:

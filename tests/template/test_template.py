@@ -82,7 +82,7 @@ def test_the_function_is_wired_as_the_contract_says(template: dict[str, Any]) ->
     globals_ = template["Globals"]["Function"]
 
     assert function["CodeUri"] == "functions/token_vendor/"
-    assert function["Handler"] == "app.lambda_handler"
+    assert function["Handler"] == "token_vendor.app.lambda_handler"
     assert globals_["Runtime"] == "python3.13"
     assert globals_["Architectures"] == ["arm64"]
     env = function["Environment"]["Variables"]

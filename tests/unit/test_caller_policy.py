@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from caller_policy import CallerPolicy, glob_matches, normalise_principal
+from token_vendor.caller_policy import CallerPolicy, glob_matches, normalise_principal
 
 POLICY = CallerPolicy(
     {

@@ -8,10 +8,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from errors import InvalidRequest, InvalidScope
-from scopes import MAX_SCOPE_LENGTH, MAX_SCOPES, normalise_scopes
 from tests.leak_canary import FIGURES
-from vend_request import parse_document, parse_json_body, parse_query
+from token_vendor.errors import InvalidRequest, InvalidScope
+from token_vendor.scopes import MAX_SCOPE_LENGTH, MAX_SCOPES, normalise_scopes
+from token_vendor.vend_request import parse_document, parse_json_body, parse_query
 
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 

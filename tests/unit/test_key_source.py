@@ -10,9 +10,9 @@ import pytest
 from botocore.stub import Stubber
 from cryptography.hazmat.primitives import serialization
 
-from errors import ConfigurationError, UpstreamUnavailable
-from key_source import KeySource, parse_secret
 from local.stack import private_jwk
+from token_vendor.errors import ConfigurationError, UpstreamUnavailable
+from token_vendor.key_source import KeySource, parse_secret
 
 SECRET_ID = "aic/service-account"
 # A PEM frame around garbage (spelled in parts so no scanner mistakes it for a committed key).

@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from cached_token import CachedToken, cache_key, fingerprint
-from envelope import Envelope, EnvelopeError
-from memory_cache import MemoryCache
+from token_vendor.cached_token import CachedToken, cache_key, fingerprint
+from token_vendor.envelope import Envelope, EnvelopeError
+from token_vendor.memory_cache import MemoryCache
 
 
 def test_the_memory_cache_is_bounded_and_evicts_the_least_recently_used() -> None:

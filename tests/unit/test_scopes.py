@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from errors import InvalidRequest, InvalidScope
-from scopes import check_allowed, normalise_scopes
+from token_vendor.errors import InvalidRequest, InvalidScope
+from token_vendor.scopes import check_allowed, normalise_scopes
 
 
 @pytest.mark.parametrize(

@@ -61,8 +61,17 @@ class TokenClient:
         self._guard = threading.Lock()
 
     @classmethod
-    def for_function(cls, function_name: str, **kwargs: Any) -> TokenClient:
-        return cls(LambdaTransport(function_name), **kwargs)
+    def for_function(
+        cls,
+        function_name: str,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        session: Any = None,
+        **kwargs: Any,
+    ) -> TokenClient:
+        transport = LambdaTransport(function_name, region=region, endpoint_url=endpoint_url, session=session)
+        return cls(transport, **kwargs)
 
     @classmethod
     def for_url(cls, url: str, **kwargs: Any) -> TokenClient:

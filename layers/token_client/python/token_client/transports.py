@@ -7,7 +7,7 @@ import re
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
-import boto3
+import botocore.session
 import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -47,12 +47,44 @@ def _payload(scopes: tuple[str, ...], min_validity: int | None) -> dict[str, Any
     return payload
 
 
-class LambdaTransport:
-    """Invokes the vendor function directly (``lambda:InvokeFunction`` on its ARN)."""
+def new_session(profile: str | None = None) -> Any:
+    """A botocore session (the default credential chain, or a named profile). boto3 is not needed."""
+    return botocore.session.Session(profile=profile)
 
-    def __init__(self, function_name: str, *, client: Any = None) -> None:
+
+def _session_region(session: Any) -> str | None:
+    region = getattr(session, "region_name", None)  # a boto3 Session
+    if region is None and hasattr(session, "get_config_variable"):
+        region = session.get_config_variable("region")  # a botocore Session
+    return region if isinstance(region, str) and region else None
+
+
+class LambdaTransport:
+    """Invokes the vendor function directly (``lambda:InvokeFunction`` on its ARN).
+
+    ``endpoint_url`` (or the standard ``AWS_ENDPOINT_URL_LAMBDA``) points it at another Invoke endpoint,
+    such as the local stack's.
+    """
+
+    def __init__(
+        self,
+        function_name: str,
+        *,
+        client: Any = None,
+        session: Any = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+    ) -> None:
         self._function = function_name
-        self._client = client or boto3.client("lambda")
+        if client is None:
+            session = session or new_session()
+            arn_region = function_name.split(":")[3] if function_name.startswith("arn:") else None
+            client = session.create_client(
+                "lambda",
+                region_name=region or arn_region or _session_region(session) or "us-east-1",
+                endpoint_url=endpoint_url,
+            )
+        self._client = client
 
     def fetch(self, scopes: tuple[str, ...], min_validity: int | None) -> dict[str, Any]:
         try:
@@ -68,7 +100,10 @@ class LambdaTransport:
             raise TransportError(f"Lambda invoke failed: {code or 'error'}") from exc
         except BotoCoreError as exc:
             raise TransportError(f"Lambda invoke failed: {type(exc).__name__}") from exc
-        body = json.loads(response["Payload"].read() or b"null")
+        try:
+            body = json.loads(response["Payload"].read() or b"null")
+        except ValueError as exc:
+            raise TransportError("the vendor answered something that is not JSON") from exc
         if response.get("FunctionError"):
             name = body.get("errorType", "") if isinstance(body, dict) else ""
             message = body.get("errorMessage", "") if isinstance(body, dict) else ""
@@ -85,15 +120,15 @@ class HttpTransport:
         self,
         url: str,
         *,
-        session: boto3.session.Session | None = None,
+        session: Any = None,
         region: str | None = None,
         pool: urllib3.PoolManager | None = None,
         timeout: float = 10.0,
     ) -> None:
         self._url = url
-        self._session = session or boto3.session.Session()
+        self._session = session or new_session()
         # SigV4 must name the API's region: take it from an execute-api host, else the session's.
-        self._region = region or region_of(url) or self._session.region_name or "us-east-1"
+        self._region = region or region_of(url) or _session_region(self._session) or "us-east-1"
         self._pool = pool or urllib3.PoolManager(retries=False)
         self._timeout = timeout
 

@@ -20,10 +20,10 @@ from urllib.parse import urlencode
 
 import urllib3
 
-from assertion import Assertion
-from deadline import Deadline
-from errors import UpstreamRejected, UpstreamUnavailable
-from scopes import Scopes
+from token_vendor.assertion import Assertion
+from token_vendor.deadline import Deadline
+from token_vendor.errors import UpstreamRejected, UpstreamUnavailable
+from token_vendor.scopes import Scopes
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 

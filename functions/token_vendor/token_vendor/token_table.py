@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cached_token import CachedToken
-from envelope import Envelope, EnvelopeError, Sealed
+from token_vendor.cached_token import CachedToken
+from token_vendor.envelope import Envelope, EnvelopeError, Sealed
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from scopes import Scopes
+from token_vendor.scopes import Scopes
 
 # A DynamoDB partition key is at most 2048 bytes; 20 scopes of 128 characters would not fit.
 _MAX_PLAIN_KEY = 1024

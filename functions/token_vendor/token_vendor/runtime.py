@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, cast
 import botocore.session
 from botocore.config import Config
 
-from envelope import Envelope
-from errors import ConfigurationError
-from key_source import KeySource
-from memory_cache import MemoryCache
-from settings import Settings, load_settings
-from token_endpoint import TokenEndpoint
-from token_table import TokenTable
-from vending import TokenVendor
+from token_vendor.envelope import Envelope
+from token_vendor.errors import ConfigurationError
+from token_vendor.key_source import KeySource
+from token_vendor.memory_cache import MemoryCache
+from token_vendor.settings import Settings, load_settings
+from token_vendor.token_endpoint import TokenEndpoint
+from token_vendor.token_table import TokenTable
+from token_vendor.vending import TokenVendor
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -66,7 +66,7 @@ def build_vendor(
         clock=time.monotonic,
         env_account_id=settings.service_account_id,
     )
-    from observability import METRICS
+    from token_vendor.observability import METRICS
 
     return TokenVendor(
         settings,
@@ -85,20 +85,29 @@ class Runtime:
         self._environ = environ
         self._vendor: TokenVendor | None = None
         self._error: ConfigurationError | None = None
+        self._logged = False
         self._lock = threading.Lock()
 
-    def vendor(self) -> TokenVendor:
-        if self._vendor is not None:
-            return self._vendor
+    def prepare(self) -> None:
+        """Wire the vendor now. ``app`` calls this at import, so Lambda's init phase pays for the settings
+        and the AWS clients. A bad setting is kept, not raised: it surfaces on the first invocation."""
         with self._lock:
             if self._vendor is None and self._error is None:
                 try:
                     self._vendor = build_vendor(load_settings(self._environ or os.environ))
                 except ConfigurationError as exc:
-                    logger.error(exc.message)
                     self._error = exc
+
+    def vendor(self) -> TokenVendor:
+        if self._vendor is not None:
+            return self._vendor
+        self.prepare()
+        with self._lock:
             if self._error is not None:
+                if not self._logged:  # one line per execution environment, naming the variable
+                    logger.error(self._error.message)
+                    self._logged = True
                 raise ConfigurationError(self._error.message) from self._error
-            if self._vendor is None:  # unreachable: one of the two is always set here
+            if self._vendor is None:  # unreachable: prepare() sets one of the two
                 raise ConfigurationError("token vendor could not be configured")
             return self._vendor

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from cached_token import CachedToken
+from token_vendor.cached_token import CachedToken
 
 DEFAULT_MAX_ENTRIES = 256
 

@@ -16,18 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from assertion import Assertion, sign_assertion
-from cached_token import CachedToken, cache_key
-from caller_policy import CallerPolicy
-from deadline import Deadline
-from errors import AccessDenied, UpstreamRejected, UpstreamUnavailable
-from key_source import KeySource, ServiceAccountKey
-from memory_cache import MemoryCache
-from scopes import check_allowed
-from settings import Settings
-from token_endpoint import IssuedToken, TokenEndpoint
-from token_table import CacheUnavailable, Rejection, TableEntry, TokenTable
-from vend_request import DIRECT_CALLER, VendRequest
+from token_vendor.assertion import Assertion, sign_assertion
+from token_vendor.cached_token import CachedToken, cache_key
+from token_vendor.caller_policy import CallerPolicy
+from token_vendor.deadline import Deadline
+from token_vendor.errors import AccessDenied, UpstreamRejected, UpstreamUnavailable
+from token_vendor.key_source import KeySource, ServiceAccountKey
+from token_vendor.memory_cache import MemoryCache
+from token_vendor.scopes import check_allowed
+from token_vendor.settings import Settings
+from token_vendor.token_endpoint import IssuedToken, TokenEndpoint
+from token_vendor.token_table import CacheUnavailable, Rejection, TableEntry, TokenTable
+from token_vendor.vend_request import DIRECT_CALLER, VendRequest
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from errors import InvalidRequest, InvalidScope
+from token_vendor.errors import InvalidRequest, InvalidScope
 
 MAX_SCOPE_LENGTH = 128
 MAX_SCOPES = 20
@@ -31,6 +31,12 @@ def _check_scope(scope: str, position: int) -> None:
     if len(scope) > MAX_SCOPE_LENGTH:
         raise InvalidScope(
             f"scope #{position} is {len(scope)} characters long; at most {MAX_SCOPE_LENGTH} are allowed"
+        )
+    if "," in scope:
+        # RFC 6749 allows a comma in a scope-token, but AIC's scopes have none, and AIC itself lists
+        # scopes with commas: "a,b" is two scopes written the wrong way, refused before any exchange.
+        raise InvalidScope(
+            f"scope #{position} contains a comma; separate scopes with spaces, e.g. 'fr:idm:* fr:am:*'"
         )
     if not _SCOPE_TOKEN.fullmatch(scope):
         bad = next(c for c in scope if not _SCOPE_TOKEN.fullmatch(c))

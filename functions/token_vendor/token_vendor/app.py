@@ -6,14 +6,15 @@ import logging
 import time
 from typing import Any
 
-import observability
-from deadline import Deadline
-from errors import InternalError, TokenVendorError
-from results import token_result
-from runtime import Runtime
-from vend_request import DIRECT_CALLER, parse_document
+from token_vendor import observability
+from token_vendor.deadline import Deadline
+from token_vendor.errors import InternalError, TokenVendorError
+from token_vendor.results import token_result
+from token_vendor.runtime import Runtime
+from token_vendor.vend_request import DIRECT_CALLER, parse_document
 
 _runtime = Runtime()
+_runtime.prepare()  # Lambda's init phase: settings and AWS clients, before the first request
 _http_front: Any = None
 _cold_start = True
 
@@ -63,7 +64,7 @@ def _dispatch(event: Any, context: Any) -> dict[str, Any]:
     if _is_http_event(event):
         global _http_front
         if _http_front is None:
-            from http_api import HttpFront
+            from token_vendor.http_api import HttpFront
 
             _http_front = HttpFront(current_runtime)
         result: dict[str, Any] = _http_front.handle(event, context)

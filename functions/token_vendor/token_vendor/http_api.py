@@ -22,8 +22,8 @@ from aws_lambda_powertools.event_handler import (
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
-from deadline import Deadline
-from errors import (
+from token_vendor.deadline import Deadline
+from token_vendor.errors import (
     AccessDenied,
     InternalError,
     InvalidRequest,
@@ -32,10 +32,10 @@ from errors import (
     TokenVendorError,
     UpstreamUnavailable,
 )
-from observability import note_http_error, note_refusal, note_vend
-from results import token_result
-from runtime import Runtime
-from vend_request import VendRequest, parse_document, parse_json_body, parse_query
+from token_vendor.observability import note_http_error, note_refusal, note_vend
+from token_vendor.results import token_result
+from token_vendor.runtime import Runtime
+from token_vendor.vend_request import VendRequest, parse_document, parse_json_body, parse_query
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 

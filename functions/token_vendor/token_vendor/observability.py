@@ -18,10 +18,10 @@ import threading
 import time
 from typing import Any, TextIO
 
-from cached_token import fingerprint
-from errors import TokenVendorError
-from vend_request import VendRequest
-from vending import Vended
+from token_vendor.cached_token import fingerprint
+from token_vendor.errors import TokenVendorError
+from token_vendor.vend_request import VendRequest
+from token_vendor.vending import Vended
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "token_vendor"
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "TokenVendor"
