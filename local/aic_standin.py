@@ -61,7 +61,8 @@ class Fault:
 
     kind: ``status`` (answer ``status`` with ``body`` and optional ``retry_after``), ``slow`` (sleep
     ``delay`` then answer normally), ``drop`` (close the connection without answering), ``truncated``
-    (promise more bytes than are sent), ``token_body`` (answer 200 with ``body`` verbatim).
+    (promise more bytes than are sent), ``token_body`` (answer 200 with ``body`` verbatim), ``drip``
+    (answer 200 but send the body one byte every ``delay`` seconds: every read succeeds, none finishes).
     """
 
     kind: str
@@ -90,6 +91,8 @@ class StandInState:
     sticky_fault: Fault | None = None
     token_requests: int = 0
     exchanges: int = 0
+    lifetime: int = TOKEN_LIFETIME  # expires_in of the tokens it issues
+    revoked: set[str] = field(default_factory=set)
     assertions: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -164,7 +167,7 @@ class StandInServer(AuthorizationServer):  # type: ignore[misc]
         return {
             "access_token": "eyJ0eXAi" + secrets.token_urlsafe(96),
             "token_type": "Bearer",
-            "expires_in": TOKEN_LIFETIME,
+            "expires_in": self.state.lifetime,
             "scope": scope or "",
         }
 
@@ -178,7 +181,7 @@ class StandInServer(AuthorizationServer):  # type: ignore[misc]
                 token["access_token"],
                 request.client.account_id,
                 frozenset((token.get("scope") or "").split()),
-                time.time() + TOKEN_LIFETIME,
+                time.time() + self.state.lifetime,
                 getattr(request, "assertion_jti", ""),
             )
 
@@ -242,8 +245,19 @@ class AICStandIn:
         with self.state.lock:
             self.state.sticky_fault = fault
 
+    def set_token_lifetime(self, seconds: int) -> None:
+        """Issue tokens that live ``seconds`` (AIC's default is 899)."""
+        with self.state.lock:
+            self.state.lifetime = seconds
+
+    def revoke(self, access_token: str) -> None:
+        """Stop honouring a token it issued (an admin revoked it): IDM then answers 401."""
+        with self.state.lock:
+            self.state.revoked.add(access_token)
+
     def reset_counters(self) -> None:
         with self.state.lock:
+            self.state.lifetime = TOKEN_LIFETIME
             self.state.token_requests = 0
             self.state.exchanges = 0
             self.state.faults.clear()
@@ -318,6 +332,22 @@ class AICStandIn:
                     self.close_connection = True
                     self.connection.close()
                     return True
+                if fault.kind == "drip":
+                    body = b'{"access_token":"eyJ0eX","token_type":"Bearer","expires_in":899}'
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.flush()
+                    for byte in body:  # bounded: at most len(body) * delay seconds
+                        time.sleep(fault.delay)
+                        try:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                        except OSError:
+                            break
+                    self.close_connection = True
+                    return True
                 if fault.kind == "truncated":
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
@@ -338,7 +368,8 @@ class AICStandIn:
                 token = auth[7:] if auth.startswith("Bearer ") else ""
                 with standin.state.lock:
                     issued = standin.state.issued.get(token)
-                if issued is None or issued.expires_at < time.time():
+                    revoked = token in standin.state.revoked
+                if issued is None or revoked or issued.expires_at < time.time():
                     self._send(401, b'{"code":401,"reason":"Unauthorized","message":"Access Denied"}')
                     return
                 if IDM_SCOPE not in issued.scopes:

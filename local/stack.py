@@ -96,6 +96,8 @@ class LocalStack:
             "TOKEN_CACHE_TABLE": self.table_name,
             "TOKEN_ENDPOINT_URL": self.standin.token_url,
             "TOKEN_CACHE_KEY_ID": self.kms_key_id,
+            # The local stack lets direct invokers have any scope; deployments name theirs (deny by default).
+            "DIRECT_INVOKE_SCOPES": "*",
             "POWERTOOLS_SERVICE_NAME": "token_vendor",
             "POWERTOOLS_METRICS_NAMESPACE": "TokenVendor",
             **self.extra_env,

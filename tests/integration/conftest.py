@@ -56,6 +56,7 @@ def make_vendor(fresh_stack: LocalStack) -> Callable[..., TokenVendor]:
         secretsmanager: Any = None,
         endpoint: TokenEndpoint | None = None,
         lease_seconds: float = 10.0,
+        key_clock: Callable[[], float] = time.monotonic,
         **env: str,
     ) -> TokenVendor:
         settings = load_settings(
@@ -83,7 +84,7 @@ def make_vendor(fresh_stack: LocalStack) -> Callable[..., TokenVendor]:
             key_source=KeySource(
                 settings.secret_id,
                 secretsmanager or fresh_stack.client("secretsmanager"),
-                clock=time.monotonic,
+                clock=key_clock,
             ),
             endpoint=endpoint or TokenEndpoint(settings.token_endpoint_url, sleep=sleep),
             table=TokenTable(

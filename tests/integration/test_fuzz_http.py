@@ -23,9 +23,20 @@ ALLOWED = "arn:aws:sts::123456789012:assumed-role/reporting/fuzz"
 POLICY = json.dumps({"arn:aws:iam::123456789012:role/reporting": ["fr:idm:*", "fr:am:*"]})
 
 text = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
+# Issue 15: non-ASCII digits ('\u00b2'.isdigit() is True), numbers too long for int(), and values that are
+# not strings at all (API Gateway never sends them; a hand-made event may).
+odd_digits = st.sampled_from(["\u00b2", "\u0661\u0662\u0660", "\uff11\uff12\uff10", "9" * 400, "6e2", "-0"])
 scope_values = st.lists(
-    st.sampled_from(["fr:idm:*", "fr:am:*", "fr:iga:*", "", " ", 'a"b', "\u00e9", "x" * 200]) | text,
+    st.sampled_from(["fr:idm:*", "fr:am:*", "fr:iga:*", "", " ", 'a"b', "\u00e9", "x" * 200, "a,b"])
+    | text
+    | odd_digits,
     max_size=6,
+)
+not_strings = (
+    st.none() | st.integers() | st.booleans() | st.lists(text, max_size=2) | st.dictionaries(text, text)
+)
+deep = st.integers(200, 9000).flatmap(
+    lambda n: st.sampled_from(["[" * n + "]" * n, '{"scope":' * n + "1" + "}" * n, "[" * n])
 )
 rest_events = st.fixed_dictionaries(
     {
@@ -34,15 +45,22 @@ rest_events = st.fixed_dictionaries(
         | text.map(lambda t: "/" + t),
         "multiValueQueryStringParameters": st.none()
         | st.dictionaries(
-            st.sampled_from(["scope", "minValiditySeconds", "x"]) | text, scope_values, max_size=3
+            st.sampled_from(["scope", "minValiditySeconds", "x"]) | text,
+            scope_values | st.lists(not_strings, min_size=1, max_size=2) | not_strings,
+            max_size=3,
+        ),
+        "headers": st.none()
+        | st.dictionaries(
+            st.sampled_from(["Host", "X-Amz-Date", "Content-Type"]) | text, text | not_strings, max_size=3
         ),
         "body": st.none()
         | text
+        | deep
         | st.builds(
             json.dumps,
             st.dictionaries(
                 st.sampled_from(["scope", "scopes", "minValiditySeconds", "other"]),
-                st.none() | st.integers(-5, 10**6) | scope_values | text,
+                st.none() | st.integers(-5, 10**6) | scope_values | text | odd_digits | not_strings,
                 max_size=3,
             ),
         ),
@@ -61,7 +79,11 @@ v2_events = st.fixed_dictionaries(
         "version": st.just("2.0"),
         "rawPath": st.sampled_from(["/token", "/x"]),
         "rawQueryString": text
-        | st.sampled_from(["scope=fr%3Aidm%3A%2A", "scope=%00", "scope=a&scope=b&x=1"]),
+        | not_strings
+        | st.sampled_from(
+            ["scope=fr%3Aidm%3A%2A", "scope=%00", "scope=a&scope=b&x=1", "scope=x&minValiditySeconds=%C2%B2"]
+        ),
+        "headers": st.none() | st.dictionaries(text, text | not_strings, max_size=3),
         "requestContext": st.fixed_dictionaries(
             {
                 "stage": st.just("$default"),
@@ -76,7 +98,7 @@ v2_events = st.fixed_dictionaries(
                 ),
             }
         ),
-        "body": st.none() | text,
+        "body": st.none() | text | deep,
         "isBase64Encoded": st.booleans(),
     }
 )

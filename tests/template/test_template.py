@@ -142,3 +142,62 @@ def test_the_api_uses_iam_authorization_and_never_caches(template: dict[str, Any
 def test_log_event_is_off_everywhere() -> None:
     for path in [REPO / "template.yaml", *(REPO / "functions").rglob("*.py")]:
         assert not re.search(r"log_event\s*=\s*True", path.read_text()), path
+
+
+def test_only_the_functions_role_may_use_the_cache_key_and_only_for_the_token_cache(
+    template: dict[str, Any],
+) -> None:
+    """Issue 15: the account root administers the key; it is no longer granted kms:* (use included)."""
+    statements = template["Resources"]["TokenCacheKey"]["Properties"]["KeyPolicy"]["Statement"]
+    by_sid = {s["Sid"]: s for s in statements}
+    admin = by_sid["AccountAdministersOnly"]["Action"]
+    assert "kms:*" not in admin
+    assert not {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:ReEncrypt*"} & set(admin)
+    use = by_sid["VendorEnvelopeUse"]
+    assert use["Principal"] == {"AWS": {"Fn::GetAtt": "TokenVendorFunctionRole.Arn"}}
+    assert use["Condition"] == {"StringEquals": {"kms:EncryptionContext:purpose": "token-cache"}}
+    # DynamoDB's own SSE may use it only through DynamoDB, for this account.
+    sse = by_sid["DynamoDbServerSideEncryption"]["Condition"]["StringEquals"]
+    assert set(sse) == {"kms:ViaService", "kms:CallerAccount"}
+    function_policy = template["Resources"]["TokenVendorFunction"]["Properties"]["Policies"][0]["Statement"]
+    envelope = next(s for s in function_policy if s.get("Sid") == "EnvelopeWithTheOneKey")
+    assert envelope["Condition"] == {"StringEquals": {"kms:EncryptionContext:purpose": "token-cache"}}
+
+
+def test_the_state_machine_may_invoke_the_vendor_and_its_qualifiers_only(template: dict[str, Any]) -> None:
+    policies = template["Resources"]["SampleTokenStateMachine"]["Properties"]["Policies"]
+    assert not any("LambdaInvokePolicy" in p for p in policies)  # SAM's grants function:<name>*
+    invoke = next(s for s in _statements(template) if s.get("Sid") == "InvokeTheVendorOnly")
+    assert invoke["Action"] == "lambda:InvokeFunction"
+    assert invoke["Resource"] == [
+        {"Fn::GetAtt": "TokenVendorFunction.Arn"},
+        {"Fn::Sub": "${TokenVendorFunction.Arn}:*"},
+    ]
+
+
+def test_direct_invocation_is_deny_by_default_and_allowed_scopes_is_required(
+    template: dict[str, Any],
+) -> None:
+    parameters = template["Parameters"]
+    assert "Default" not in parameters["AllowedScopes"]
+    assert parameters["AllowedScopes"]["MinLength"] == 1
+    assert parameters["DirectInvokeScopes"]["Default"] == ""
+    env = template["Resources"]["TokenVendorFunction"]["Properties"]["Environment"]["Variables"]
+    condition, with_machine, without = env["DIRECT_INVOKE_SCOPES"]["Fn::If"]
+    assert condition == "WithStateMachine"
+    assert without == {"Ref": "DirectInvokeScopes"}
+    assert with_machine == {"Fn::Join": [" ", ["fr:idm:*", {"Ref": "DirectInvokeScopes"}]]}
+    # The sample state machine asks for exactly the scope it is granted.
+    definition = template["Resources"]["SampleTokenStateMachine"]["Properties"]["Definition"]
+    assert definition["States"]["GetToken"]["Parameters"]["Payload"]["scope"] == "fr:idm:*"
+
+
+def test_the_vpc_endpoint_mode_also_limits_the_principals_account(template: dict[str, Any]) -> None:
+    statements = template["Resources"]["TokenApi"]["Properties"]["Auth"]["ResourcePolicy"]["CustomStatements"]
+    conditional = [s["Fn::If"] for s in statements if "Fn::If" in s]
+    assert conditional, "no statement is conditioned on the resource policy mode"
+    condition, deny, otherwise = conditional[0]
+    assert condition == "IsVpcEndpoint"
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}}
+    assert otherwise == {"Ref": "AWS::NoValue"}

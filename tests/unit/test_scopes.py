@@ -50,3 +50,9 @@ def test_allowed_scopes_names_what_is_outside() -> None:
     check_allowed(("anything",), None)
     with pytest.raises(InvalidScope, match="fr:iga:\\* fr:x"):
         check_allowed(("fr:idm:*", "fr:x", "fr:iga:*"), frozenset({"fr:idm:*"}))
+
+
+def test_a_comma_is_refused_with_a_hint_that_scopes_are_separated_by_spaces() -> None:
+    """Issue 12: 'fr:idm:*,fr:am:*' would go to AIC and come back as 'not granted'."""
+    with pytest.raises(InvalidScope, match="separate scopes with spaces"):
+        normalise_scopes("fr:idm:*,fr:am:*")

@@ -80,3 +80,18 @@ def test_a_pasted_secret_in_a_setting_is_not_echoed() -> None:
     with pytest.raises(ConfigurationError) as caught:
         load_settings({**BASE, "CALLER_POLICY": '{"d": "c2VjcmV0LWtleS1tYXRlcmlhbA"}'})
     assert "c2VjcmV0" not in caught.value.message
+
+
+def test_direct_invoke_scopes_unset_means_every_direct_call_is_denied() -> None:
+    assert load_settings(BASE).direct_invoke_scopes is None
+    assert load_settings({**BASE, "DIRECT_INVOKE_SCOPES": "  "}).direct_invoke_scopes is None
+    assert load_settings({**BASE, "DIRECT_INVOKE_SCOPES": "fr:idm:* fr:am:*"}).direct_invoke_scopes == (
+        "fr:idm:*",
+        "fr:am:*",
+    )
+
+
+def test_seconds_settings_take_ascii_digits_only() -> None:
+    with pytest.raises(ConfigurationError, match="MIN_VALIDITY_SECONDS"):
+        load_settings({**BASE, "MIN_VALIDITY_SECONDS": "\u00b2"})
+    assert load_settings({**BASE, "MIN_REFRESH_INTERVAL_SECONDS": "0"}).min_refresh_interval_seconds == 0

@@ -91,3 +91,27 @@ def test_a_malformed_response_never_echoes_the_body() -> None:
 )
 def test_retry_after_in_seconds_or_as_a_date(header: str | None, expected: float | None) -> None:
     assert parse_retry_after(header, now=1445412480.0) == expected
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "9" * 400,
+        "\u00b2",
+        "\u0661\u0662",
+        "1.5",
+        "-3",
+        "5 seconds",
+        "Mon, 99 Foo 99999 99:99:99 GMT",
+        "x" * 500,
+    ],
+)
+def test_retry_after_that_is_neither_delay_seconds_nor_a_date_is_ignored_or_capped(header: str) -> None:
+    """Issue 15: 400 nines used to overflow int(); a non-ASCII digit passed str.isdigit()."""
+    value = parse_retry_after(header, now=1445412480.0)
+    assert value is None or 0 <= value <= 60
+
+
+def test_a_huge_retry_after_is_capped() -> None:
+    assert parse_retry_after("999999999", now=0.0) == 60.0
+    assert parse_retry_after("Wed, 21 Oct 2099 07:28:00 GMT", now=1445412480.0) == 60.0

@@ -8,7 +8,7 @@ from typing import Any
 
 from token_vendor import observability
 from token_vendor.deadline import Deadline
-from token_vendor.errors import InternalError, TokenVendorError
+from token_vendor.errors import InternalError, InvalidRequest, TokenVendorError
 from token_vendor.results import token_result
 from token_vendor.runtime import Runtime
 from token_vendor.vend_request import DIRECT_CALLER, parse_document
@@ -37,8 +37,18 @@ def _is_http_event(event: Any) -> bool:
     )
 
 
+# Members only API Gateway and Function URL events carry; a direct request has none of them.
+_HTTP_MARKERS = ("requestContext", "headers", "multiValueHeaders", "httpMethod", "rawPath", "routeKey")
+
+
 def _handle_direct(event: Any, context: Any) -> dict[str, Any]:
     try:
+        if isinstance(event, dict) and any(marker in event for marker in _HTTP_MARKERS):
+            raise InvalidRequest(
+                "the event looks like an API Gateway event but is not a proxy event "
+                "(REST proxy: httpMethod and requestContext; HTTP API or function URL: version 2.0); "
+                'a direct request is {"scope": "..."}'
+            )
         request = parse_document(event, DIRECT_CALLER)
         vended = _runtime.vendor().vend(request, Deadline.from_context(context, time.monotonic))
     except TokenVendorError as exc:

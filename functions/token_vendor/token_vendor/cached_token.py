@@ -16,6 +16,7 @@ class CachedToken:
     access_token: str
     expires_at: float  # epoch seconds
     scope: str
+    lifetime: float = 0.0  # expires_in as AIC issued it; 0 when unknown
 
     def seconds_left(self, now: float) -> float:
         return self.expires_at - now
@@ -34,5 +35,7 @@ def cache_key(tenant: str, account: str, scopes: Scopes) -> str:
     scope_part = " ".join(scopes)
     key = f"{tenant}|{account}|{scope_part}"
     if len(key.encode()) > _MAX_PLAIN_KEY:
-        key = f"{tenant}|{account}|sha256:{hashlib.sha256(scope_part.encode()).hexdigest()}"
+        # '"' can appear in no scope (RFC 6749 section 3.3), so no requested scope set can spell this key:
+        # a request for the single scope "sha256:H" must not read the hashed set's token.
+        key = f'{tenant}|{account}|"sha256" {hashlib.sha256(scope_part.encode()).hexdigest()}'
     return key

@@ -10,10 +10,10 @@ from functools import lru_cache
 from token_vendor.scopes import Scopes
 
 _ASSUMED_ROLE = re.compile(
-    r"arn:(?P<partition>[^:]+):sts::(?P<account>\d{12}):assumed-role/(?P<role>[^/]+)/.+"
+    r"arn:(?P<partition>[^:]+):sts::(?P<account>[0-9]{12}):assumed-role/(?P<role>[^/]+)/.+"
 )
 _ROLE_WITH_PATH = re.compile(
-    r"arn:(?P<partition>[^:]+):iam::(?P<account>\d{12}):role/(?:.*/)?(?P<role>[^/]+)"
+    r"arn:(?P<partition>[^:]+):iam::(?P<account>[0-9]{12}):role/(?:.*/)?(?P<role>[^/]+)"
 )
 
 
@@ -43,12 +43,23 @@ def glob_matches(pattern: str, value: str) -> bool:
 class CallerPolicy:
     entries: Mapping[str, tuple[str, ...]]
 
+    def _entries_for(self, caller_arn: str) -> list[tuple[str, ...]]:
+        principal = normalise_principal(caller_arn)
+        return [
+            scope_globs
+            for arn_glob, scope_globs in self.entries.items()
+            if glob_matches(arn_glob, principal) or glob_matches(arn_glob, caller_arn)
+        ]
+
+    def names(self, caller_arn: str) -> bool:
+        """True if any entry matches the caller (whatever scopes it grants)."""
+        return bool(self._entries_for(caller_arn))
+
     def allows(self, caller_arn: str, scopes: Scopes) -> bool:
         """True if one entry matching the caller covers every requested scope."""
-        principal = normalise_principal(caller_arn)
-        for arn_glob, scope_globs in self.entries.items():
-            if not (glob_matches(arn_glob, principal) or glob_matches(arn_glob, caller_arn)):
-                continue
-            if all(any(glob_matches(g, scope) for g in scope_globs) for scope in scopes):
-                return True
-        return False
+        return any(scopes_match(globs, scopes) for globs in self._entries_for(caller_arn))
+
+
+def scopes_match(globs: tuple[str, ...], scopes: Scopes) -> bool:
+    """Every scope is matched by at least one glob."""
+    return all(any(glob_matches(g, scope) for g in globs) for scope in scopes)

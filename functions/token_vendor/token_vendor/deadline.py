@@ -26,6 +26,10 @@ class Deadline:
         remaining = get_remaining() / 1000.0 if callable(get_remaining) else default
         return cls.after(max(0.0, remaining - SAFETY_MARGIN_SECONDS), clock)
 
+    def earliest(self, other: Deadline) -> Deadline:
+        """The sooner of two deadlines on the same clock."""
+        return self if self.at <= other.at else other
+
     def remaining(self) -> float:
         return max(0.0, self.at - self.clock())
 

@@ -68,6 +68,8 @@ class Envelope:
             return AESGCM(data_key).decrypt(sealed.nonce, sealed.ciphertext, associated_data)
         except InvalidTag as exc:
             raise EnvelopeError("cached token failed authentication (moved or altered item)") from exc
+        except (ValueError, TypeError) as exc:  # a nonce or key of the wrong length: a malformed item
+            raise EnvelopeError("cached token is malformed") from exc
 
     def _data_key_for_encryption(self) -> tuple[bytes, bytes]:
         now = self._clock()

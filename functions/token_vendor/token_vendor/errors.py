@@ -67,10 +67,18 @@ class UpstreamRejected(TokenVendorError):
     code = "upstream_rejected"
     status = 502
 
-    def __init__(self, message: str, *, upstream_code: str, rejected_scopes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        upstream_code: str,
+        rejected_scopes: tuple[str, ...] = (),
+        version: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.upstream_code = upstream_code
         self.rejected_scopes = rejected_scopes
+        self.version = version  # the secret version whose key AIC refused (invalid_client/invalid_grant)
 
 
 class UpstreamUnavailable(TokenVendorError):

@@ -25,6 +25,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from token_vendor.deadline import Deadline
 from token_vendor.errors import (
     AccessDenied,
+    ConfigurationError,
     InternalError,
     InvalidRequest,
     MethodNotAllowed,
@@ -32,7 +33,7 @@ from token_vendor.errors import (
     TokenVendorError,
     UpstreamUnavailable,
 )
-from token_vendor.observability import note_http_error, note_refusal, note_vend
+from token_vendor.observability import current_request_id, note_http_error, note_refusal, note_vend
 from token_vendor.results import token_result
 from token_vendor.runtime import Runtime
 from token_vendor.vend_request import VendRequest, parse_document, parse_json_body, parse_query
@@ -54,6 +55,19 @@ def _json(status: int, body: Mapping[str, Any], extra: Mapping[str, str] | None 
     )
 
 
+def error_body(error: TokenVendorError) -> dict[str, str]:
+    """The RFC 6749 section 5.2 body. A configuration or internal failure names nothing to an HTTP caller
+    (no secret, ARN, account or policy entry): a fixed description and the request id; the log line, and
+    direct invokers (inside the account), get the detail."""
+    description = error.message
+    if isinstance(error, (ConfigurationError, InternalError)):
+        description = (
+            "the token vendor could not serve this request; operators find the cause in its logs "
+            f"under request id {current_request_id() or 'unknown'}"
+        )
+    return {"error": error.code, "error_description": description}
+
+
 def _error_response(error: TokenVendorError) -> Response[str]:
     note_http_error(error)
     extra: dict[str, str] = {}
@@ -61,7 +75,7 @@ def _error_response(error: TokenVendorError) -> Response[str]:
         extra["Retry-After"] = str(error.retry_after)
     if isinstance(error, MethodNotAllowed):
         extra["Allow"] = "GET, POST"
-    return _json(error.status, {"error": error.code, "error_description": error.message}, extra)
+    return _json(error.status, error_body(error), extra)
 
 
 def _build(
@@ -183,11 +197,34 @@ def _shape_problem(event: Mapping[str, Any], is_v2: bool) -> str | None:
             return "rawPath or requestContext.stage is missing"
     elif not isinstance(event.get("httpMethod"), str) or not isinstance(event.get("path"), str):
         return "httpMethod or path is missing"
-    for name in ("headers", "queryStringParameters", "multiValueQueryStringParameters", "multiValueHeaders"):
-        if event.get(name) is not None and not isinstance(event.get(name), Mapping):
-            return f"{name} must be an object"
+    for name in ("headers", "queryStringParameters"):
+        problem = _string_map_problem(name, event.get(name), lambda v: isinstance(v, str), "a string")
+        if problem:
+            return problem
+    for name in ("multiValueHeaders", "multiValueQueryStringParameters"):
+        problem = _string_map_problem(name, event.get(name), _is_string_list, "a list of strings")
+        if problem:
+            return problem
+    if is_v2 and event.get("rawQueryString") is not None and not isinstance(event.get("rawQueryString"), str):
+        return "rawQueryString must be a string"
     if event.get("body") is not None and not isinstance(event.get("body"), str):
         return "body must be a string"
+    return None
+
+
+def _is_string_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _string_map_problem(name: str, value: object, valid: Callable[[object], bool], kind: str) -> str | None:
+    """API Gateway sends header and query values as strings; anything else is refused before any route."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        return f"{name} must be an object"
+    for key, item in value.items():
+        if not isinstance(key, str) or not valid(item):
+            return f"{name} values must be {kind}"
     return None
 
 
@@ -196,7 +233,7 @@ def _raw_error(resolver: ApiGatewayResolver, error: TokenVendorError) -> dict[st
     note_http_error(error)
     headers = dict(NO_STORE)
     headers["Content-Type"] = "application/json"
-    body = json.dumps({"error": error.code, "error_description": error.message}, separators=(",", ":"))
+    body = json.dumps(error_body(error), separators=(",", ":"))
     response: dict[str, Any] = {"statusCode": error.status, "body": body, "isBase64Encoded": False}
     if isinstance(resolver, APIGatewayHttpResolver):
         response["headers"] = headers

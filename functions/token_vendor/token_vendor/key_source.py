@@ -171,14 +171,22 @@ class KeySource:
         self._key: ServiceAccountKey | None = None
         self._read_at = float("-inf")
 
-    def current(self) -> ServiceAccountKey:
+    def current(self, max_age: float | None = None) -> ServiceAccountKey:
+        """The key, re-read when older than ``refresh_seconds`` (or ``max_age``, when AIC refused the key
+        in use: a rotation then shows within seconds, not minutes)."""
+        limit = self._refresh_seconds if max_age is None else min(max_age, self._refresh_seconds)
         key = self._key
-        if key is not None and self._clock() - self._read_at < self._refresh_seconds:
+        if key is not None and self._clock() - self._read_at < limit:
             return key
         with self._lock:
-            if self._key is not None and self._clock() - self._read_at < self._refresh_seconds:
+            if self._key is not None and self._clock() - self._read_at < limit:
                 return self._key
             return self._reload()
+
+    def loaded_version(self) -> str | None:
+        """The secret version of the key in memory, without any I/O."""
+        key = self._key
+        return key.version_id if key is not None else None
 
     def refresh_now(self) -> ServiceAccountKey:
         """Re-read at once (after AIC rejected the key: a rotation may have just happened)."""

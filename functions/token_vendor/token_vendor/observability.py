@@ -114,6 +114,11 @@ def begin(context: Any, cold_start: bool) -> None:
         METRICS.add_metric("ColdStart", "Count", 1)
 
 
+def current_request_id() -> str:
+    invocation: _Invocation | None = getattr(_current, "invocation", None)
+    return invocation.request_id if invocation is not None else ""
+
+
 def note_vend(request: VendRequest, vended: Vended) -> None:
     invocation: _Invocation | None = getattr(_current, "invocation", None)
     if invocation is not None:

@@ -20,6 +20,7 @@ MAX_VALIDITY_SECONDS = 840  # AIC tokens live 899 s; leave a minute for the call
 
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+_SCOPE_GLOB = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]{1,128}")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class Settings:
     min_validity_seconds: int = 120
     refresh_ahead_seconds: int = 300
     service_account_id: str | None = None
+    # Scope globs direct invokers and Step Functions tasks may obtain; None: every direct call is denied.
+    direct_invoke_scopes: tuple[str, ...] | None = None
+    min_refresh_interval_seconds: int = 30
 
 
 def _fail(variable: str, problem: str) -> ConfigurationError:
@@ -89,10 +93,11 @@ def with_explicit_port(url: str) -> str:
 
 
 def _seconds(env: Mapping[str, str], variable: str, default: int) -> int:
+    # ASCII digits only: str.isdigit() would let '²' through to int(), which then fails.
     raw = env.get(variable, "").strip()
     if not raw:
         return default
-    if not re.fullmatch(r"\d{1,4}", raw):
+    if not re.fullmatch(r"[0-9]{1,4}", raw):
         raise _fail(variable, f"must be a whole number of seconds from 0 to {MAX_VALIDITY_SECONDS}")
     value = int(raw)
     if value > MAX_VALIDITY_SECONDS:
@@ -109,6 +114,20 @@ def _allowed_scopes(env: Mapping[str, str]) -> frozenset[str] | None:
     except InvalidScope as exc:
         raise _fail("ALLOWED_SCOPES", f"is malformed: {exc.message}") from exc
     return frozenset(scopes)
+
+
+def _direct_invoke_scopes(env: Mapping[str, str]) -> tuple[str, ...] | None:
+    raw = env.get("DIRECT_INVOKE_SCOPES", "").strip()
+    if not raw:
+        return None  # deny by default: lambda:InvokeFunction is often granted on "*"
+    globs = raw.split()
+    for glob in globs:
+        if not _SCOPE_GLOB.fullmatch(glob):
+            raise _fail(
+                "DIRECT_INVOKE_SCOPES",
+                "must be space-separated scope globs (printable ASCII without '\"' or '\\'; '*' for any)",
+            )
+    return tuple(globs)
 
 
 def parse_caller_policy(raw: str) -> dict[str, tuple[str, ...]]:
@@ -164,4 +183,6 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         min_validity_seconds=_seconds(env, "MIN_VALIDITY_SECONDS", 120),
         refresh_ahead_seconds=_seconds(env, "REFRESH_AHEAD_SECONDS", 300),
         service_account_id=account_id,
+        direct_invoke_scopes=_direct_invoke_scopes(env),
+        min_refresh_interval_seconds=_seconds(env, "MIN_REFRESH_INTERVAL_SECONDS", 30),
     )

@@ -12,11 +12,12 @@ import json
 import logging
 import random
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import urllib3
 
@@ -35,6 +36,7 @@ READ_TIMEOUT = 5.0
 BACKOFF_BASE = 0.2
 BACKOFF_CAP = 2.0
 MAX_BODY_BYTES = 64 * 1024
+MIN_ATTEMPT_SECONDS = 0.05
 _UNSUPPORTED_SCOPE = re.compile(r"Unsupported scope for service account:\s*(.+)", re.IGNORECASE)
 _OAUTH_CODE = re.compile(r"[a-z_]{1,64}")
 
@@ -58,18 +60,25 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+MAX_RETRY_AFTER = 60.0
+_DELAY_SECONDS = re.compile(r"[0-9]{1,9}")
+
+
 def parse_retry_after(value: str | None, now: float) -> float | None:
-    """RFC 9110 section 10.2.3: delay-seconds or an HTTP-date."""
+    """RFC 9110 section 10.2.3: ASCII delay-seconds or an HTTP-date, capped; anything else is ignored."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if _DELAY_SECONDS.fullmatch(value):
+        return min(float(value), MAX_RETRY_AFTER)
+    if not value.isascii() or len(value) > 64:
+        return None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        delay = when.timestamp() - now
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
-    return max(0.0, when.timestamp() - now)
+    return min(max(0.0, delay), MAX_RETRY_AFTER)
 
 
 def _sanitize(text: object, limit: int = 200) -> str:
@@ -140,6 +149,7 @@ class TokenEndpoint:
         read_timeout: float = READ_TIMEOUT,
     ) -> None:
         self.url = url
+        self._host = urlsplit(url).hostname or url
         self._pool = pool or urllib3.PoolManager(num_pools=2, maxsize=4, retries=False)
         self._sleep = sleep
         self._wall_clock = wall_clock
@@ -148,26 +158,46 @@ class TokenEndpoint:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
 
-    def exchange(self, sign: Callable[[], Assertion], scopes: Scopes, deadline: Deadline) -> IssuedToken:
+    def exchange(
+        self,
+        sign: Callable[[], Assertion],
+        scopes: Scopes,
+        deadline: Deadline,
+        *,
+        attempts: int | None = None,
+        before_retry: Callable[[], Deadline | None] | None = None,
+    ) -> IssuedToken:
+        """Exchange a fresh assertion for a token, retrying what is worth retrying (CONTRACT section 4).
+
+        The whole exchange (connect, headers, every body read, backoff) ends by ``deadline``.
+        ``before_retry`` runs before each retry and returns the deadline for the rest (a lease holder
+        renews its lease there); None stops retrying (the lease was lost).
+        """
         last: _Retryable | None = None
-        for attempt in range(1, self._max_attempts + 1):
-            if deadline.remaining() < 0.05:
+        limit = attempts or self._max_attempts
+        for attempt in range(1, limit + 1):
+            if deadline.remaining() < MIN_ATTEMPT_SECONDS:
                 break
             assertion = sign()  # a fresh jti for every attempt
             try:
-                token, expires_in, scope = self._attempt(assertion, scopes, deadline)
+                token, expires_in, scope = self._bounded_attempt(assertion, scopes, deadline)
             except _Retryable as exc:
                 last = exc
                 logger.warning(
                     "token endpoint attempt failed",
                     extra={"attempt": attempt, "reason": exc.reason, "jti": assertion.jti},
                 )
-                if attempt == self._max_attempts:
+                if attempt == limit:
                     break
                 delay = self._backoff(attempt, exc.retry_after)
                 if delay >= deadline.remaining():
                     break
                 self._sleep(delay)
+                if before_retry is not None:
+                    renewed = before_retry()
+                    if renewed is None:
+                        break
+                    deadline = renewed
                 continue
             return IssuedToken(token, expires_in, scope, assertion.jti, attempt)
         reason = last.reason if last else "no time left in this invocation"
@@ -175,6 +205,35 @@ class TokenEndpoint:
         raise UpstreamUnavailable(
             f"token endpoint unavailable: {reason}", retry_after=max(1, min(retry_after, 60))
         )
+
+    def _bounded_attempt(
+        self, assertion: Assertion, scopes: Scopes, deadline: Deadline
+    ) -> tuple[str, int, str | None]:
+        """One attempt that ends by the deadline whatever the server does.
+
+        urllib3's read timeout applies to each socket read, so a server that drips one byte at a time
+        could hold an attempt (and the lease) far past the Lambda's end. The attempt runs on a worker
+        thread; when time is up we stop waiting, and the thread ends with the socket's own timeout.
+        """
+        budget = deadline.remaining()
+        outcome: list[tuple[str, int, str | None] | BaseException] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                outcome.append(self._attempt(assertion, scopes, deadline))
+            except BaseException as exc:  # handed to the caller's thread below
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="token-exchange", daemon=True).start()
+        if not done.wait(budget):
+            raise _Retryable(f"no complete answer within the time left ({budget:.1f} s)")
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -215,8 +274,12 @@ class TokenEndpoint:
                 data = response.read(MAX_BODY_BYTES + 1)
             finally:
                 response.release_conn()
+        except urllib3.exceptions.NameResolutionError as exc:
+            raise _Retryable(
+                f"host {self._host} does not resolve (check TENANT_FQDN or TOKEN_ENDPOINT_URL)"
+            ) from exc
         except urllib3.exceptions.NewConnectionError as exc:  # a subclass of the timeout error in urllib3 2
-            raise _Retryable(f"connection failed ({type(exc).__name__})") from exc
+            raise _Retryable(f"connection to {self._host} failed ({type(exc).__name__})") from exc
         except urllib3.exceptions.TimeoutError as exc:
             raise _Retryable(f"timed out ({type(exc).__name__})") from exc
         except urllib3.exceptions.HTTPError as exc:

@@ -16,6 +16,7 @@ clock is a miss, whatever the table returns.
 from __future__ import annotations
 
 import base64
+import binascii
 import logging
 import math
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from token_vendor.cached_token import CachedToken
+from token_vendor.cached_token import CachedToken, fingerprint
 from token_vendor.envelope import Envelope, EnvelopeError, Sealed
 
 if TYPE_CHECKING:
@@ -34,10 +35,22 @@ logger = logging.getLogger("token_vendor").getChild(__name__)
 
 # Keeps an item that only ever held a lease or a rejection from lingering forever.
 _LEASE_ITEM_TTL = 3600
+# Without encryption the expiry cannot be authenticated: one further ahead than AIC ever issues (899 s)
+# is a forgery by someone who can write the table, and a miss.
+MAX_PLAIN_EXPIRY_AHEAD = 3600
+# A lease, a rejection or a refresh backoff further ahead than this code ever writes is forged: ignored.
+MAX_LEASE_SECONDS = 30.0
+MAX_REJECTION_SECONDS = 120.0
+MAX_BACKOFF_SECONDS = 120.0
+ANY_VERSION = "*"  # a rejection that holds whatever the secret version (invalid_scope)
 
 
 class CacheUnavailable(Exception):
     """DynamoDB (or KMS for the cache) failed: the caller degrades to minting without the shared cache."""
+
+
+class CacheMisconfigured(CacheUnavailable):
+    """DynamoDB or KMS refused for a reason that will not pass (no table, access denied, key disabled)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,7 @@ class Rejection:
     upstream_code: str
     scopes: tuple[str, ...]
     until: float
+    version: str = ANY_VERSION  # the secret version AIC refused (invalid_client/invalid_grant)
 
 
 @dataclass(frozen=True)
@@ -53,15 +67,31 @@ class TableEntry:
     token: CachedToken | None
     lease_until: float | None
     rejection: Rejection | None
-    unreadable: bool = False  # a live token is there but cannot be decrypted (moved, altered, KMS refused)
+    unreadable: bool = False  # a token is there but cannot be trusted (moved, altered, malformed, KMS)
+    refresh_not_before: float | None = None  # after a failed refresh, nobody tries again before this
+    refresh_backoff: float | None = None
 
 
 _EMPTY = TableEntry(None, None, None)
+_MISCONFIGURED_CODES = frozenset(
+    {
+        "ResourceNotFoundException",
+        "AccessDeniedException",
+        "AccessDenied",
+        "UnrecognizedClientException",
+        "NotFoundException",
+        "DisabledException",
+        "KMSInvalidStateException",
+        "InvalidKeyUsageException",
+    }
+)
 
 
 def _fail(action: str, exc: Exception) -> CacheUnavailable:
     if isinstance(exc, ClientError):
         reason = exc.response.get("Error", {}).get("Code", "ClientError")
+        if reason in _MISCONFIGURED_CODES:
+            return CacheMisconfigured(f"token table {action} failed: {reason}")
     else:
         reason = type(exc).__name__
     return CacheUnavailable(f"token table {action} failed: {reason}")
@@ -69,6 +99,29 @@ def _fail(action: str, exc: Exception) -> CacheUnavailable:
 
 def _is_condition_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _number(item: dict[str, Any], name: str) -> float | None:
+    """A number attribute, or None when absent; malformed (wrong type, not finite) raises ValueError."""
+    if name not in item:
+        return None
+    value = float(item[name]["N"])
+    if not math.isfinite(value):
+        raise ValueError(name)
+    return value
+
+
+def _string(item: dict[str, Any], name: str, default: str = "") -> str:
+    value = item.get(name, {"S": default})["S"]
+    if not isinstance(value, str):
+        raise TypeError(name)
+    return value
+
+
+def token_aad(key: str, expires_at: float, scope: str) -> bytes:
+    """What AES-GCM authenticates with the token: the item's key, its expiry and its scope. A table writer
+    who moves a token or extends its expiry gets a ciphertext that no longer opens (a miss)."""
+    return f"{key}\n{expires_at!r}\n{scope}".encode()
 
 
 class TokenTable:
@@ -84,6 +137,12 @@ class TokenTable:
         self._client = client
         self._clock = clock
         self._envelope = envelope
+        # Told when KMS refuses for a reason that will not pass (the vendor logs it once, counts it).
+        self.on_misconfigured: Callable[[str], None] = lambda reason: None
+
+    @property
+    def name(self) -> str:
+        return self._table
 
     def read(self, key: str) -> TableEntry:
         try:
@@ -95,31 +154,60 @@ class TokenTable:
         return self._entry(key, response.get("Item"))
 
     def try_lease(
-        self, key: str, holder: str, seconds: float, fresh_seconds: float | None
+        self,
+        key: str,
+        holder: str,
+        seconds: float,
+        fresh_seconds: float | None,
+        *,
+        key_version: str | None = None,
+        refresh: bool = False,
     ) -> TableEntry | None:
-        """Take the lease to mint, unless someone holds it or the item already has a fresh token.
+        """Take the lease to mint, unless someone holds it, the item already has a fresh token, AIC's
+        rejection is remembered, or (``refresh``) a failed refresh's backoff is running.
 
         Returns None when the lease is ours, else the item as it stands (so a token stored a moment ago
         by the previous holder is served instead of minting again). ``fresh_seconds`` None ignores the
-        stored token (it could not be read).
+        stored token (it could not be read). A rejection of another secret version than ``key_version``
+        does not hold (a rotated key gets its chance at once).
         """
         now = self._clock()
-        condition = "attribute_not_exists(lease_until) OR lease_until < :now"
         values: dict[str, Any] = {
             ":h": {"S": holder},
             ":u": {"N": repr(now + seconds)},
             ":now": {"N": repr(now)},
-            ":ttl": {"N": str(int(now) + _LEASE_ITEM_TTL)},
+            ":ttl": {"N": str(int(now + seconds) + _LEASE_ITEM_TTL)},
+            ":far": {"N": repr(now + MAX_LEASE_SECONDS)},
+            ":negfar": {"N": repr(now + MAX_REJECTION_SECONDS)},
+            ":num": {"S": "N"},
+            ":any": {"S": ANY_VERSION},
+            ":ver": {"S": key_version or ANY_VERSION},
         }
+        conditions = [
+            # free, lapsed, forged (further ahead than any holder sets) or malformed
+            "(attribute_not_exists(lease_until) OR lease_until < :now OR lease_until > :far"
+            " OR NOT attribute_type(lease_until, :num))",
+            # no remembered rejection that holds for this key version (CONTRACT section 8)
+            "(attribute_not_exists(neg_until) OR neg_until < :now OR neg_until > :negfar"
+            " OR NOT attribute_type(neg_until, :num)"
+            " OR (attribute_exists(neg_version) AND neg_version <> :any AND neg_version <> :ver))",
+        ]
         if fresh_seconds is not None:
-            condition = f"({condition}) AND (attribute_not_exists(expires_at) OR expires_at < :fresh)"
+            conditions.append("(attribute_not_exists(expires_at) OR expires_at < :fresh)")
             values[":fresh"] = {"N": repr(now + fresh_seconds)}
+        if refresh:
+            conditions.append(
+                "(attribute_not_exists(refresh_not_before) OR refresh_not_before < :now"
+                " OR refresh_not_before > :backfar OR NOT attribute_type(refresh_not_before, :num))"
+            )
+            values[":backfar"] = {"N": repr(now + MAX_BACKOFF_SECONDS)}
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": key}},
-                UpdateExpression="SET lease_holder = :h, lease_until = :u, #ttl = if_not_exists(#ttl, :ttl)",
-                ConditionExpression=condition,
+                # ttl is set, not kept: an idle item's old ttl would let DynamoDB's sweep delete it mid-mint.
+                UpdateExpression="SET lease_holder = :h, lease_until = :u, #ttl = :ttl",
+                ConditionExpression=" AND ".join(conditions),
                 ExpressionAttributeNames={"#ttl": "ttl"},
                 ExpressionAttributeValues=values,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -132,28 +220,85 @@ class TokenTable:
             raise _fail("lease", exc) from exc
         return None
 
+    def renew(self, key: str, holder: str, seconds: float) -> bool:
+        """Extend our lease (fenced: only while we still hold it). False if it was taken over."""
+        now = self._clock()
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": key}},
+                UpdateExpression="SET lease_until = :u",
+                ConditionExpression="lease_holder = :h AND lease_until >= :now",
+                ExpressionAttributeValues={
+                    ":h": {"S": holder},
+                    ":u": {"N": repr(now + seconds)},
+                    ":now": {"N": repr(now)},
+                },
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise _fail("lease renewal", exc) from exc
+        except BotoCoreError as exc:
+            raise _fail("lease renewal", exc) from exc
+        return True
+
     def _entry(self, key: str, item: dict[str, Any] | None) -> TableEntry:
         if not item:
             return _EMPTY
         now = self._clock()
-        lease_until = float(item["lease_until"]["N"]) if "lease_until" in item else None
-        rejection = None
-        if "neg_until" in item and float(item["neg_until"]["N"]) > now:
-            rejection = Rejection(
-                message=item.get("neg_message", {}).get("S", "rejected by the token endpoint"),
-                upstream_code=item.get("neg_code", {}).get("S", "invalid_scope"),
-                scopes=tuple(item.get("neg_scopes", {}).get("S", "").split()),
-                until=float(item["neg_until"]["N"]),
-            )
+        try:
+            lease_until = _number(item, "lease_until")
+            if lease_until is not None and lease_until > now + MAX_LEASE_SECONDS:
+                lease_until = None  # forged: further ahead than any holder sets
+        except (KeyError, TypeError, ValueError):
+            lease_until = None
+        try:
+            rejection = self._rejection(item, now)
+        except (KeyError, TypeError, ValueError):
+            logger.warning("ignoring a malformed rejection in the token table", extra={"reason": "malformed"})
+            rejection = None
+        try:
+            not_before = _number(item, "refresh_not_before")
+            backoff = _number(item, "refresh_backoff")
+            if not_before is not None and not_before > now + MAX_BACKOFF_SECONDS:
+                not_before = None
+        except (KeyError, TypeError, ValueError):
+            not_before = backoff = None
         token = None
         unreadable = False
-        if "expires_at" in item and float(item["expires_at"]["N"]) > now:
-            access_token = self._open_token(key, item)
-            if access_token is not None:
-                token = CachedToken(access_token, float(item["expires_at"]["N"]), item["scope"]["S"])
-            else:
-                unreadable = True
-        return TableEntry(token, lease_until, rejection, unreadable)
+        try:
+            expires_at = _number(item, "expires_at")
+            if expires_at is not None and expires_at > now:
+                token = self._token(key, item, expires_at, now)
+                unreadable = token is None
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            logger.warning("malformed cached token; treating it as a miss", extra={"reason": "malformed"})
+            token, unreadable = None, True
+        return TableEntry(token, lease_until, rejection, unreadable, not_before, backoff)
+
+    def _rejection(self, item: dict[str, Any], now: float) -> Rejection | None:
+        until = _number(item, "neg_until")
+        if until is None or until <= now or until > now + MAX_REJECTION_SECONDS:
+            return None
+        return Rejection(
+            message=_string(item, "neg_message", "rejected by the token endpoint"),
+            upstream_code=_string(item, "neg_code", "invalid_scope"),
+            scopes=tuple(_string(item, "neg_scopes").split()),
+            until=until,
+            version=_string(item, "neg_version", ANY_VERSION),
+        )
+
+    def _token(self, key: str, item: dict[str, Any], expires_at: float, now: float) -> CachedToken | None:
+        scope = _string(item, "scope")
+        if self._envelope is None and expires_at > now + MAX_PLAIN_EXPIRY_AHEAD:
+            logger.warning("cached token expires implausibly far ahead; treating it as a miss")
+            return None
+        access_token = self._open_token(key, item, expires_at, scope)
+        if access_token is None:
+            return None
+        lifetime = _number(item, "lifetime") or 0.0
+        return CachedToken(access_token, expires_at, scope, min(max(lifetime, 0.0), MAX_PLAIN_EXPIRY_AHEAD))
 
     def store(self, key: str, token: CachedToken, holder: str) -> bool:
         """Write the token if ``holder`` still holds the lease; False if it was fenced out."""
@@ -162,8 +307,11 @@ class TokenTable:
             "expires_at": {"N": repr(token.expires_at)},
             "ttl": {"N": str(math.ceil(token.expires_at))},
             "scope": {"S": token.scope},
+            # In clear: retirement and the operator's tool compare fingerprints without a KMS call.
+            "fingerprint": {"S": fingerprint(token.access_token)},
+            "lifetime": {"N": repr(float(token.lifetime))},
         }
-        item.update(self._seal_token(key, token.access_token))
+        item.update(self._seal_token(key, token))
         try:
             self._client.put_item(
                 TableName=self._table,
@@ -180,20 +328,36 @@ class TokenTable:
             raise _fail("write", exc) from exc
         return True
 
-    def release(self, key: str, holder: str, rejection: Rejection | None = None) -> None:
-        """Give the lease back (after a failed mint), optionally remembering an upstream rejection."""
-        update = "REMOVE lease_holder, lease_until"
+    def release(
+        self,
+        key: str,
+        holder: str,
+        rejection: Rejection | None = None,
+        *,
+        backoff: float | None = None,
+    ) -> None:
+        """Give the lease back (after a failed mint), optionally remembering an upstream rejection or the
+        backoff after a failed refresh (CONTRACT section 8)."""
+        sets: list[str] = []
         values: dict[str, Any] = {":h": {"S": holder}}
         if rejection is not None:
-            update = "SET neg_until = :nu, neg_message = :nm, neg_code = :nc, neg_scopes = :ns " + update
+            sets.append(
+                "neg_until = :nu, neg_message = :nm, neg_code = :nc, neg_scopes = :ns, neg_version = :nv"
+            )
             values.update(
                 {
                     ":nu": {"N": repr(rejection.until)},
                     ":nm": {"S": rejection.message},
                     ":nc": {"S": rejection.upstream_code},
                     ":ns": {"S": " ".join(rejection.scopes) or "-"},
+                    ":nv": {"S": rejection.version},
                 }
             )
+        if backoff is not None:
+            sets.append("refresh_not_before = :rb, refresh_backoff = :rs")
+            values[":rb"] = {"N": repr(self._clock() + backoff)}
+            values[":rs"] = {"N": repr(backoff)}
+        update = ("SET " + ", ".join(sets) + " " if sets else "") + "REMOVE lease_holder, lease_until"
         try:
             self._client.update_item(
                 TableName=self._table,
@@ -208,11 +372,13 @@ class TokenTable:
         except BotoCoreError as exc:
             logger.warning("could not release the lease", extra={"reason": str(_fail("release", exc))})
 
-    def _seal_token(self, key: str, access_token: str) -> dict[str, Any]:
+    def _seal_token(self, key: str, token: CachedToken) -> dict[str, Any]:
         if self._envelope is None:
-            return {"token": {"S": access_token}}
+            return {"token": {"S": token.access_token}}
         try:
-            sealed = self._envelope.seal(access_token.encode(), key.encode())
+            sealed = self._envelope.seal(
+                token.access_token.encode(), token_aad(key, token.expires_at, token.scope)
+            )
         except (ClientError, BotoCoreError) as exc:
             raise _fail("encrypt (KMS)", exc) from exc
         return {
@@ -221,12 +387,12 @@ class TokenTable:
             "token_key": {"B": sealed.wrapped_key},
         }
 
-    def _open_token(self, key: str, item: dict[str, Any]) -> str | None:
+    def _open_token(self, key: str, item: dict[str, Any], expires_at: float, scope: str) -> str | None:
         if "token" in item:
             if self._envelope is not None:
                 logger.warning("ignoring an unencrypted cached token while encryption is on")
                 return None
-            return str(item["token"]["S"])
+            return _string(item, "token") or None
         if self._envelope is None or "token_ct" not in item:
             return None
         sealed = Sealed(
@@ -235,18 +401,21 @@ class TokenTable:
             wrapped_key=_binary(item["token_key"]),
         )
         try:
-            return self._envelope.open(sealed, key.encode()).decode()
-        except EnvelopeError:
+            return self._envelope.open(sealed, token_aad(key, expires_at, scope)).decode()
+        except (EnvelopeError, UnicodeDecodeError):
             logger.warning("cached token failed to decrypt; treating it as a miss")
             return None
         except (ClientError, BotoCoreError) as exc:
-            logger.warning(
-                "KMS could not unwrap the data key; treating it as a miss",
-                extra={"reason": str(_fail("decrypt (KMS)", exc))},
-            )
+            failure = _fail("decrypt (KMS)", exc)
+            if isinstance(failure, CacheMisconfigured):
+                self.on_misconfigured(str(failure))
+            else:
+                logger.warning(
+                    "KMS could not unwrap the data key; treating it as a miss", extra={"reason": str(failure)}
+                )
             return None
 
 
 def _binary(attribute: dict[str, Any]) -> bytes:
     value = attribute["B"]
-    return value if isinstance(value, bytes) else base64.b64decode(value)
+    return value if isinstance(value, bytes) else base64.b64decode(value, validate=True)

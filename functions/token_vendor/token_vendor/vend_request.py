@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from token_vendor.settings import MAX_VALIDITY_SECONDS
 DIRECT_CALLER = "direct"
 MAX_BODY_BYTES = 16 * 1024
 _MEMBERS = frozenset({"scope", "scopes", "minValiditySeconds"})
+_ASCII_SECONDS = re.compile(r"[0-9]{1,6}")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ def parse_json_body(body: str | None, is_base64: bool) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest("body is not valid JSON") from exc
+    except RecursionError as exc:  # e.g. 14 KB of '[': valid-looking, but nested past the parser's limit
+        raise InvalidRequest("body nests too deeply to be a token request") from exc
 
 
 def parse_query(params: Mapping[str, list[str]], caller: str) -> VendRequest:
@@ -97,5 +101,6 @@ def parse_query(params: Mapping[str, list[str]], caller: str) -> VendRequest:
     min_validity: object = None
     if validity:
         text = validity[0].strip()
-        min_validity = int(text) if text.isdigit() and len(text) <= 6 else text
+        # ASCII digits only: '²'.isdigit() is True, and int('²') raises.
+        min_validity = int(text) if _ASCII_SECONDS.fullmatch(text) else text
     return VendRequest(normalise_scopes(list(scope_values)), parse_min_validity(min_validity), caller)

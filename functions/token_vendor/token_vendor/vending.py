@@ -12,26 +12,43 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from token_vendor.assertion import Assertion, sign_assertion
 from token_vendor.cached_token import CachedToken, cache_key
-from token_vendor.caller_policy import CallerPolicy
+from token_vendor.caller_policy import CallerPolicy, normalise_principal, scopes_match
 from token_vendor.deadline import Deadline
-from token_vendor.errors import AccessDenied, UpstreamRejected, UpstreamUnavailable
+from token_vendor.errors import (
+    AccessDenied,
+    InvalidRequest,
+    TokenVendorError,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 from token_vendor.key_source import KeySource, ServiceAccountKey
 from token_vendor.memory_cache import MemoryCache
 from token_vendor.scopes import check_allowed
 from token_vendor.settings import Settings
 from token_vendor.token_endpoint import IssuedToken, TokenEndpoint
-from token_vendor.token_table import CacheUnavailable, Rejection, TableEntry, TokenTable
+from token_vendor.token_table import (
+    ANY_VERSION,
+    CacheMisconfigured,
+    CacheUnavailable,
+    Rejection,
+    TableEntry,
+    TokenTable,
+)
 from token_vendor.vend_request import DIRECT_CALLER, VendRequest
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 
+# The lease is short so that a dead holder costs little; a live holder renews it before each retry and
+# never works past it (CONTRACT section 8: "a lease holder never works past its lease").
 LEASE_SECONDS = 10.0
+LEASE_MARGIN_SECONDS = 0.5  # the holder's work ends this much before its lease does
 NEGATIVE_CACHE_SECONDS = 60.0
 MAX_REMEMBERED_REJECTIONS = 256
 POLL_FIRST = 0.05
@@ -39,6 +56,15 @@ POLL_MAX = 0.5
 # While another container may be minting, a failed table call is retried this many times before this
 # container gives up on the shared cache and mints on its own (a second exchange, but never an error).
 MAX_TABLE_FAILURES = 3
+# Less time than this left in the invocation: fail fast instead of starting a network call (a DynamoDB
+# brownout can make each call take seconds).
+MIN_WORK_SECONDS = 0.2
+# A refresh while the cached token still serves: one attempt, bounded, then a fleet-wide backoff.
+REFRESH_ATTEMPT_SECONDS = 2.0
+BACKOFF_FIRST_SECONDS = 5.0
+BACKOFF_MAX_SECONDS = 60.0
+# While AIC refuses the key, the secret is re-read at most this often, so a rotation shows at once.
+KEY_RECHECK_SECONDS = 10.0
 _ROTATION_CODES = frozenset({"invalid_client", "invalid_grant"})
 
 
@@ -68,6 +94,72 @@ class Clocks:
     signing: Callable[[], float] = time.time
 
 
+@dataclass
+class _Pending:
+    """One request on the slow path: what it needs, what it already has, and how it may mint."""
+
+    key: str
+    request: VendRequest
+    need: float  # seconds of validity the caller must get
+    deadline: Deadline
+    cached: CachedToken | None  # the better of the memory and table copies, if any
+    tier: str  # where ``cached`` came from
+    unreadable: bool = False  # the table holds a token we cannot trust: the lease ignores its expiry
+    backoff: float | None = None  # the table's last refresh backoff
+
+    def cached_serves(self, now: float) -> bool:
+        return self.cached is not None and self.cached.seconds_left(now) >= self.need
+
+
+class _KeyLocks:
+    """One lock per cache key, alive while someone holds or waits for it (so never two for one key)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, list[Any]] = {}  # key -> [lock, holders and waiters]
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._guard:
+            entry = self._locks.get(key)
+            if entry is None:
+                entry = self._locks[key] = [threading.Lock(), 0]
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[key]
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class _Rejections:
+    """AIC's rejections remembered in this container (the table remembers them for the fleet)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._items: dict[str, Rejection] = {}
+
+    def get(self, key: str) -> Rejection | None:
+        with self._lock:
+            return self._items.get(key)
+
+    def put(self, key: str, rejection: Rejection) -> None:
+        with self._lock:
+            if len(self._items) >= MAX_REMEMBERED_REJECTIONS:  # forget the expired ones first
+                now = self._clock()
+                self._items = {k: r for k, r in self._items.items() if r.until > now}
+                while len(self._items) >= MAX_REMEMBERED_REJECTIONS:
+                    self._items.pop(next(iter(self._items)))
+            self._items[key] = rejection
+
+
 class TokenVendor:
     def __init__(
         self,
@@ -94,17 +186,49 @@ class TokenVendor:
         self._policy = CallerPolicy(settings.caller_policy)
         # The cache identifies the account without reading the secret, so a table hit needs no key.
         self._account_ref = settings.service_account_id or settings.secret_id
-        self._rejections: dict[str, Rejection] = {}
-        self._key_locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self._rejections = _Rejections(self._clocks.wall)
+        self._locks = _KeyLocks()
+        self._misconfiguration_logged = False
+        table.on_misconfigured = self._note_misconfigured
 
     # -- policy (pure, before any I/O) ------------------------------------------------------------
     def authorize(self, request: VendRequest) -> None:
+        """Who may have what (CONTRACT section 6), decided before any I/O.
+
+        The caller's own grant is checked first, so a caller the policy does not cover learns nothing
+        about ``ALLOWED_SCOPES`` (403 whatever it asks for); then what this deployment may mint at all.
+        """
+        if request.caller == DIRECT_CALLER:
+            self._authorize_direct(request)
+        else:
+            self._authorize_http(request)
         check_allowed(request.scopes, self.settings.allowed_scopes)
-        if request.caller != DIRECT_CALLER and not self._policy.allows(request.caller, request.scopes):
+
+    def _authorize_direct(self, request: VendRequest) -> None:
+        # lambda:InvokeFunction is often granted on "*" (PowerUserAccess): invoking is not a grant.
+        globs = self.settings.direct_invoke_scopes
+        if globs is None:
             self._count("AccessDenied")
             raise AccessDenied(
-                f"caller is not allowed scope set '{' '.join(request.scopes)}' by CALLER_POLICY"
+                "direct invocation is not enabled for this deployment (DIRECT_INVOKE_SCOPES is not set)"
+            )
+        if not scopes_match(globs, request.scopes):
+            self._count("AccessDenied")
+            raise AccessDenied(
+                f"direct invokers may not obtain scope set '{' '.join(request.scopes)}' "
+                "(DIRECT_INVOKE_SCOPES does not cover it)"
+            )
+
+    def _authorize_http(self, request: VendRequest) -> None:
+        principal = normalise_principal(request.caller)
+        evaluated = request.caller if principal == request.caller else f"{request.caller} (as {principal})"
+        if not self._policy.names(request.caller):
+            self._count("AccessDenied")
+            raise AccessDenied(f"caller {evaluated} is not named in CALLER_POLICY")
+        if not self._policy.allows(request.caller, request.scopes):
+            self._count("AccessDenied")
+            raise AccessDenied(
+                f"caller {evaluated} is not allowed scope set '{' '.join(request.scopes)}' by CALLER_POLICY"
             )
 
     # -- the vend path ----------------------------------------------------------------------------
@@ -112,159 +236,204 @@ class TokenVendor:
         self.authorize(request)
         key = cache_key(self.settings.tenant_fqdn, self._account_ref, request.scopes)
         need = float(max(self.settings.min_validity_seconds, request.min_validity or 0))
-        fresh = max(need, float(self.settings.refresh_ahead_seconds))
+        hit = self._memory_hit(key, need)
+        if hit is not None:
+            return hit
+        with self._locks.hold(key):  # one slow path per key per container; the others wait here
+            hit = self._memory_hit(key, need)
+            if hit is not None:
+                return hit
+            if deadline.remaining() < MIN_WORK_SECONDS:
+                raise UpstreamUnavailable("too little time left in this invocation to reach the cache or AIC")
+            return self._slow_path(key, request, need, deadline)
 
+    def _fresh(self, token: CachedToken | None, need: float) -> float:
+        """Seconds a token must have left to be served without a refresh. A token AIC issued for less
+        than twice the refresh-ahead window is refreshed at half its life, not on every call."""
+        ahead = float(self.settings.refresh_ahead_seconds)
+        if token is not None and token.lifetime > 0:
+            ahead = min(ahead, token.lifetime / 2)
+        return max(need, ahead)
+
+    def _memory_hit(self, key: str, need: float) -> Vended | None:
         hit = self._memory.get(key)
-        if hit is not None and hit.seconds_left(self._clocks.wall()) >= fresh:
+        if hit is not None and hit.seconds_left(self._clocks.wall()) >= self._fresh(hit, need):
             self._count("MemoryHits")
             return Vended(hit, "memory")
-        with self._lock_for(key):  # one slow path per key per container; the others wait here
-            hit = self._memory.get(key)
-            if hit is not None and hit.seconds_left(self._clocks.wall()) >= fresh:
-                self._count("MemoryHits")
-                return Vended(hit, "memory")
-            return self._slow_path(key, request, need, fresh, hit, deadline)
+        return None
 
-    def _slow_path(
-        self,
-        key: str,
-        request: VendRequest,
-        need: float,
-        fresh: float,
-        cached: CachedToken | None,
-        deadline: Deadline,
-    ) -> Vended:
-        self._raise_if_rejected(self._rejections.get(key))
+    def _slow_path(self, key: str, request: VendRequest, need: float, deadline: Deadline) -> Vended:
+        in_memory = self._memory.get(key)
+        local = self._rejections.get(key)
+        if local is not None and self._holds(local):
+            return self._serve_despite(local, _Pending(key, request, need, deadline, in_memory, "memory"))
         entry = self._read_table(key)
         if entry is None:  # shared cache down: degrade to minting without it
-            return self._mint_unshared(key, request, need, cached, deadline)
-        hit_in_table = self._table_hit(key, entry, fresh)
-        if hit_in_table is not None:
-            return hit_in_table
-        if entry.token is None:
-            self._raise_if_rejected(entry.rejection)
-        best = _fresher(cached, entry.token)  # the better of the memory and table copies, if any
-        best_tier = "table" if best is not None and best is entry.token else "memory"
-        return self._lease_or_wait(key, request, need, fresh, best, best_tier, entry.unreadable, deadline)
+            return self._mint_unshared(_Pending(key, request, need, deadline, in_memory, "memory"))
+        if entry.token is not None:
+            hit = self._table_hit(key, entry, self._fresh(entry.token, need))
+            if hit is not None:
+                return hit
+        best = _fresher(in_memory, entry.token)
+        tier = "table" if best is not None and best is entry.token else "memory"
+        pending = _Pending(key, request, need, deadline, best, tier, entry.unreadable, entry.refresh_backoff)
+        self._refuse_if_short(best, need)
+        if entry.rejection is not None and self._holds(entry.rejection):
+            return self._serve_despite(entry.rejection, pending)
+        now = self._clocks.wall()
+        if pending.cached_serves(now) and (entry.refresh_not_before or 0) > now:
+            # A refresh failed moments ago somewhere in the fleet: nobody tries again until the backoff ends.
+            self._count("RefreshBackoffServed")
+            return Vended(pending.cached, tier)  # type: ignore[arg-type]
+        return self._lease_or_wait(pending)
 
-    def _lease_or_wait(
-        self,
-        key: str,
-        request: VendRequest,
-        need: float,
-        fresh: float,
-        cached: CachedToken | None,
-        cached_tier: str,
-        unreadable: bool,
-        deadline: Deadline,
-    ) -> Vended:
-        """Take the lease and mint, or serve what another holder stores (see token_table's timeline)."""
+    # -- the lease (see token_table's timeline) ----------------------------------------------------
+    def _lease_or_wait(self, pending: _Pending) -> Vended:
+        """Take the lease and mint, or serve what another holder stores.
+
+        Steps: try the lease; won -> mint as holder; lost -> serve what the item now offers (a token
+        stored by the last holder, a remembered rejection, or the cached token while someone refreshes);
+        else wait, re-read and try again until the deadline. Table trouble degrades to minting unshared.
+        """
         delay = POLL_FIRST
         failures = 0  # consecutive table failures while others may be minting
         while True:
             holder = secrets.token_hex(16)  # the fencing value for this lease
-            lease = min(self._lease_seconds, max(deadline.remaining(), 0.1))
+            lease = min(self._lease_seconds, max(pending.deadline.remaining(), 0.1))
+            refresh = pending.cached_serves(self._clocks.wall())
+            fresh = None if pending.unreadable else self._fresh(pending.cached, pending.need)
             try:
-                current = self._table.try_lease(key, holder, lease, None if unreadable else fresh)
+                current = self._table.try_lease(
+                    pending.key, holder, lease, fresh, key_version=self._key_version(), refresh=refresh
+                )
             except CacheUnavailable as exc:
-                self._count("CacheUnavailable")
+                self._note_cache_trouble(exc)
                 failures += 1
-                if failures >= MAX_TABLE_FAILURES or delay >= deadline.remaining():
-                    logger.warning("token table unavailable; minting without it", extra={"reason": str(exc)})
-                    return self._mint_unshared(key, request, need, cached, deadline)
+                if failures >= MAX_TABLE_FAILURES or delay >= pending.deadline.remaining():
+                    return self._mint_unshared(pending)
                 self._clocks.sleep(delay)  # a blip: one more look before minting a second token
                 continue
             failures = 0
             if current is None:
-                return self._mint_as_holder(key, request, need, cached, holder, deadline)
-            # The previous holder may have stored its token between our read and our lease attempt.
-            stored = self._table_hit(key, current, need)
-            if stored is not None:
-                return stored
-            # Someone else is minting. A token that is still good enough is served at once.
-            if cached is not None and cached.seconds_left(self._clocks.wall()) >= need:
-                self._count("RefreshInProgressServed")
-                return Vended(cached, cached_tier)
-            if current.token is None:
-                self._raise_if_rejected(current.rejection)
-            unreadable = current.unreadable
+                return self._mint_as_holder(pending, holder, lease, refresh)
+            served = self._serve_from_item(pending, current)
+            if served is not None:
+                return served
             self._count("LeaseWaits")
-            if delay >= deadline.remaining():
+            if delay >= pending.deadline.remaining():
                 raise UpstreamUnavailable(
                     "another request is minting this token and it did not finish in time"
                 )
             self._clocks.sleep(delay)
             delay = min(delay * 1.6, POLL_MAX)
-            entry = self._read_table(key)
+            if pending.deadline.remaining() < MIN_WORK_SECONDS:
+                raise UpstreamUnavailable(
+                    "another request is minting this token and it did not finish in time"
+                )
+            entry = self._read_table(pending.key)
             if entry is None:
                 failures += 1
                 if failures >= MAX_TABLE_FAILURES:
-                    return self._mint_unshared(key, request, need, cached, deadline)
+                    return self._mint_unshared(pending)
                 continue
             failures = 0
-            stored = self._table_hit(key, entry, need)
-            if stored is not None:
-                return stored
-            if entry.token is None:
-                self._raise_if_rejected(entry.rejection)
-            unreadable = entry.unreadable
+            served = self._serve_from_item(pending, entry)
+            if served is not None:
+                return served
 
-    def _table_hit(self, key: str, entry: TableEntry, at_least: float) -> Vended | None:
-        if entry.token is None or entry.token.seconds_left(self._clocks.wall()) < at_least:
-            return None
-        self._memory.put(key, entry.token)
-        self._count("TableHits")
-        return Vended(entry.token, "table")
+    def _serve_from_item(self, pending: _Pending, entry: TableEntry) -> Vended | None:
+        """What a caller that did not get the lease can be served from the item as it stands, if anything."""
+        stored = self._table_hit(pending.key, entry, pending.need)
+        if stored is not None:
+            return stored
+        self._refuse_if_short(entry.token, pending.need)
+        if entry.rejection is not None and self._holds(entry.rejection):
+            return self._serve_despite(entry.rejection, pending)
+        if pending.cached_serves(self._clocks.wall()):
+            # Someone else is refreshing (or a refresh backoff runs): the token we have still serves.
+            self._count("RefreshInProgressServed")
+            return Vended(pending.cached, pending.tier)  # type: ignore[arg-type]
+        pending.unreadable = entry.unreadable
+        pending.backoff = entry.refresh_backoff
+        return None
 
-    def _mint_as_holder(
-        self,
-        key: str,
-        request: VendRequest,
-        need: float,
-        cached: CachedToken | None,
-        holder: str,
-        deadline: Deadline,
-    ) -> Vended:
+    def _mint_as_holder(self, pending: _Pending, holder: str, lease: float, refresh: bool) -> Vended:
+        clock = pending.deadline.clock
+        work = pending.deadline.earliest(Deadline.after(lease - LEASE_MARGIN_SECONDS, clock))
+        attempts = None
+        renew: Callable[[], Deadline | None] | None = None
+        if refresh:  # the cached token still serves: one short attempt, then the fleet backs off
+            work = work.earliest(Deadline.after(REFRESH_ATTEMPT_SECONDS, clock))
+            attempts = 1
+        else:
+
+            def renew() -> Deadline | None:
+                """Before a retry: extend the lease (fenced), or stop if another container took it."""
+                try:
+                    if not self._table.renew(pending.key, holder, self._lease_seconds):
+                        return None
+                except CacheUnavailable as exc:
+                    self._note_cache_trouble(exc)
+                    return work  # cannot renew: keep to the lease we have
+                return pending.deadline.earliest(
+                    Deadline.after(self._lease_seconds - LEASE_MARGIN_SECONDS, clock)
+                )
+
         try:
-            token, jti = self._mint(request, deadline)
+            token, jti = self._mint(pending.request, work, attempts, renew)
         except UpstreamRejected as exc:
-            rejection = self._remember_rejection(key, exc)
-            self._table.release(key, holder, rejection)
-            return self._stale_or_raise(cached, need, exc)
+            rejection = self._remember_rejection(pending.key, exc)
+            self._table.release(pending.key, holder, rejection)
+            return self._stale_or_raise(pending, exc)
         except UpstreamUnavailable as exc:
-            self._table.release(key, holder)
-            return self._stale_or_raise(cached, need, exc)
+            backoff = None
+            if refresh:
+                previous = pending.backoff
+                backoff = BACKOFF_FIRST_SECONDS if not previous else min(BACKOFF_MAX_SECONDS, previous * 2)
+            self._table.release(pending.key, holder, backoff=backoff)
+            return self._stale_or_raise(pending, exc)
         except BaseException:
-            self._table.release(key, holder)
+            self._table.release(pending.key, holder)
             raise
-        self._memory.put(key, token)
+        self._memory.put(pending.key, token)
         try:
-            self._table.store(key, token, holder)
+            self._table.store(pending.key, token, holder)
         except CacheUnavailable as exc:
             logger.warning("could not store the token in the table", extra={"reason": str(exc)})
-            self._count("CacheUnavailable")
-            self._table.release(key, holder)
+            self._note_cache_trouble(exc)
+            self._table.release(pending.key, holder)
+        self._refuse_if_short(token, pending.need)
         return Vended(token, "minted", jti)
 
-    def _mint_unshared(
-        self, key: str, request: VendRequest, need: float, cached: CachedToken | None, deadline: Deadline
-    ) -> Vended:
+    def _mint_unshared(self, pending: _Pending) -> Vended:
+        attempts = None
+        work = pending.deadline
+        if pending.cached_serves(self._clocks.wall()):
+            attempts = 1
+            work = work.earliest(Deadline.after(REFRESH_ATTEMPT_SECONDS, work.clock))
         try:
-            token, jti = self._mint(request, deadline)
+            token, jti = self._mint(pending.request, work, attempts, None)
         except UpstreamRejected as exc:
-            self._remember_rejection(key, exc)
-            return self._stale_or_raise(cached, need, exc)
+            self._remember_rejection(pending.key, exc)
+            return self._stale_or_raise(pending, exc)
         except UpstreamUnavailable as exc:
-            return self._stale_or_raise(cached, need, exc)
-        self._memory.put(key, token)
+            return self._stale_or_raise(pending, exc)
+        self._memory.put(pending.key, token)
+        self._refuse_if_short(token, pending.need)
         return Vended(token, "minted", jti)
 
     # -- minting ----------------------------------------------------------------------------------
-    def _mint(self, request: VendRequest, deadline: Deadline) -> tuple[CachedToken, str]:
+    def _mint(
+        self,
+        request: VendRequest,
+        deadline: Deadline,
+        attempts: int | None,
+        renew: Callable[[], Deadline | None] | None,
+    ) -> tuple[CachedToken, str]:
         started = time.perf_counter()
         try:
             key = self._keys.current()
-            issued, issued_at = self._exchange(key, request, deadline)
+            issued, issued_at = self._exchange(key, request, deadline, attempts, renew)
         except UpstreamRejected as exc:
             if exc.upstream_code not in _ROTATION_CODES:
                 self._count_upstream_error(exc.upstream_code)
@@ -273,9 +442,15 @@ class TokenVendor:
             fresh_key = self._keys.refresh_now()
             if fresh_key.version_id == key.version_id:
                 self._count_upstream_error(exc.upstream_code)
-                raise
+                raise self._explain_key_rejection(exc, fresh_key) from exc
             logger.info("retrying with the rotated key", extra={"secret_version": fresh_key.version_id})
-            issued, issued_at = self._exchange(fresh_key, request, deadline)
+            try:
+                issued, issued_at = self._exchange(fresh_key, request, deadline, attempts, renew)
+            except UpstreamRejected as again:
+                self._count_upstream_error(again.upstream_code)
+                if again.upstream_code in _ROTATION_CODES:
+                    raise self._explain_key_rejection(again, fresh_key) from again
+                raise
         except UpstreamUnavailable:
             self._count_upstream_error("unavailable")
             raise
@@ -285,11 +460,27 @@ class TokenVendor:
             issued.access_token,
             issued_at + issued.expires_in,
             " ".join(request.scopes),
+            float(issued.expires_in),
         )
         return token, issued.jti
 
+    def _explain_key_rejection(self, exc: UpstreamRejected, key: ServiceAccountKey) -> UpstreamRejected:
+        """Say what to check, naming the account and the secret version, never key material."""
+        return UpstreamRejected(
+            f"AIC refused the service account's key ({exc.upstream_code}): check that the public key of "
+            f"secret version {key.version_id} is registered on service account {key.account_id}, "
+            "and that the account is active",
+            upstream_code=exc.upstream_code,
+            version=key.version_id,
+        )
+
     def _exchange(
-        self, key: ServiceAccountKey, request: VendRequest, deadline: Deadline
+        self,
+        key: ServiceAccountKey,
+        request: VendRequest,
+        deadline: Deadline,
+        attempts: int | None,
+        renew: Callable[[], Deadline | None] | None,
     ) -> tuple[IssuedToken, float]:
         # The lifetime counts from before the request left, so we never overstate it.
         issued_at = self._clocks.wall()
@@ -304,55 +495,110 @@ class TokenVendor:
                 kid=key.kid,
             )
 
-        return self._endpoint.exchange(sign, request.scopes, deadline), issued_at
+        issued = self._endpoint.exchange(
+            sign, request.scopes, deadline, attempts=attempts, before_retry=renew
+        )
+        return issued, issued_at
 
     # -- failure handling -------------------------------------------------------------------------
-    def _stale_or_raise(
-        self, cached: CachedToken | None, need: float, exc: UpstreamRejected | UpstreamUnavailable
-    ) -> Vended:
-        if cached is not None and cached.seconds_left(self._clocks.wall()) >= need:
+    def _stale_or_raise(self, pending: _Pending, exc: UpstreamRejected | UpstreamUnavailable) -> Vended:
+        if pending.cached is not None and pending.cached_serves(self._clocks.wall()):
             logger.warning("refresh failed; serving the cached token", extra={"error": exc.name})
             self._count("StaleServed")
-            return Vended(cached, "stale")
+            return Vended(pending.cached, "stale")
         self._count("MintFailures")
         raise exc
 
-    def _remember_rejection(self, key: str, exc: UpstreamRejected) -> Rejection | None:
-        if exc.upstream_code != "invalid_scope":
-            return None
-        # A misconfigured caller must not hammer AIC: the answer stands for a minute.
-        rejection = Rejection(
-            exc.message, exc.upstream_code, exc.rejected_scopes, self._clocks.wall() + NEGATIVE_CACHE_SECONDS
+    def _serve_despite(self, rejection: Rejection, pending: _Pending) -> Vended:
+        """A remembered rejection suppresses attempts; a cached token that still serves is served."""
+        if pending.cached is not None and pending.cached_serves(self._clocks.wall()):
+            self._count("StaleServed")
+            return Vended(pending.cached, "stale")
+        self._count("NegativeCacheHits")
+        raise UpstreamRejected(
+            rejection.message, upstream_code=rejection.upstream_code, rejected_scopes=rejection.scopes
         )
-        if len(self._rejections) >= MAX_REMEMBERED_REJECTIONS:  # forget the expired ones first
-            now = self._clocks.wall()
-            self._rejections = {k: r for k, r in self._rejections.items() if r.until > now}
-        self._rejections[key] = rejection
+
+    def _refuse_if_short(self, token: CachedToken | None, need: float) -> None:
+        """Never hand out less validity than asked; and while AIC's last token for this scope set lives,
+        do not mint again for a need its lifetime cannot meet."""
+        if token is None or token.lifetime <= 0 or token.lifetime >= need:
+            return
+        if token.seconds_left(self._clocks.wall()) <= 0:
+            return
+        self._count("ShortLifetimeRefused")
+        raise InvalidRequest(
+            f"minValiditySeconds asks for {int(need)} s, but AIC issues tokens for this scope set that "
+            f"live {int(token.lifetime)} s; ask for at most {int(token.lifetime)}"
+        )
+
+    def _remember_rejection(self, key: str, exc: UpstreamRejected) -> Rejection | None:
+        if exc.upstream_code == "invalid_scope":
+            version = ANY_VERSION
+        elif exc.upstream_code in _ROTATION_CODES and exc.version:
+            version = exc.version  # a new secret version clears it at once
+        else:
+            return None
+        # A misconfigured caller or a refused key must not hammer AIC: the answer stands for a minute.
+        rejection = Rejection(
+            exc.message,
+            exc.upstream_code,
+            exc.rejected_scopes,
+            self._clocks.wall() + NEGATIVE_CACHE_SECONDS,
+            version,
+        )
+        self._rejections.put(key, rejection)
         return rejection
 
-    def _raise_if_rejected(self, rejection: Rejection | None) -> None:
-        if rejection is not None and rejection.until > self._clocks.wall():
-            self._count("NegativeCacheHits")
-            raise UpstreamRejected(
-                rejection.message, upstream_code=rejection.upstream_code, rejected_scopes=rejection.scopes
-            )
+    def _holds(self, rejection: Rejection) -> bool:
+        if rejection.until <= self._clocks.wall():
+            return False
+        if rejection.version == ANY_VERSION:
+            return True
+        try:  # a refused key's rejection ends when the secret has a new version
+            return self._keys.current(max_age=KEY_RECHECK_SECONDS).version_id == rejection.version
+        except TokenVendorError:
+            return True
+
+    def _key_version(self) -> str | None:
+        """The secret version in use, if a key is loaded (the lease lets a new version past a rejection)."""
+        return self._keys.loaded_version()
 
     def _read_table(self, key: str) -> TableEntry | None:
         try:
             return self._table.read(key)
         except CacheUnavailable as exc:
-            logger.warning("token table unavailable; minting without it", extra={"reason": str(exc)})
-            self._count("CacheUnavailable")
+            self._note_cache_trouble(exc)
             return None
 
-    def _lock_for(self, key: str) -> threading.Lock:
-        with self._locks_guard:
-            lock = self._key_locks.get(key)
-            if lock is None:
-                if len(self._key_locks) > 4 * 256:
-                    self._key_locks = {k: v for k, v in self._key_locks.items() if v.locked()}
-                lock = self._key_locks[key] = threading.Lock()
-            return lock
+    def _note_cache_trouble(self, exc: CacheUnavailable) -> None:
+        if isinstance(exc, CacheMisconfigured):
+            self._note_misconfigured(str(exc))
+            return
+        logger.warning("token table unavailable; minting without it", extra={"reason": str(exc)})
+        self._count("CacheUnavailable")
+
+    def _note_misconfigured(self, reason: str) -> None:
+        """A table or KMS key that cannot work (missing, denied, disabled) is an operator's problem, not
+        a blip: ERROR once per execution environment, and a metric on every occurrence."""
+        self._count("CacheMisconfigured")
+        if not self._misconfiguration_logged:
+            self._misconfiguration_logged = True
+            logger.error(
+                "token cache is misconfigured; every container mints on its own until it is fixed",
+                extra={
+                    "table": self._table.name,
+                    "cache_key_id": self.settings.cache_key_id,
+                    "reason": reason,
+                },
+            )
+
+    def _table_hit(self, key: str, entry: TableEntry, at_least: float) -> Vended | None:
+        if entry.token is None or entry.token.seconds_left(self._clocks.wall()) < at_least:
+            return None
+        self._memory.put(key, entry.token)
+        self._count("TableHits")
+        return Vended(entry.token, "table")
 
     def _count(self, name: str) -> None:
         self._metrics.add_metric(name, "Count", 1)

@@ -162,7 +162,7 @@ def _http_error(status: int, body: Any, retry_after: str | None) -> TokenClientE
         cls = BY_OAUTH_CODE.get(body["error"], InternalError)
         message = str(body.get("error_description") or body["error"])
         if cls is UpstreamUnavailable:
-            seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
+            seconds = float(retry_after) if retry_after and re.fullmatch(r"[0-9]{1,4}", retry_after) else None
             return UpstreamUnavailable(message, status=status, retry_after=seconds)
         return cls(message, status=status)
     if status == 403 and isinstance(body, dict) and "message" in body:
