@@ -60,9 +60,10 @@ class Fault:
     """One scripted misbehaviour, consumed by one token request.
 
     kind: ``status`` (answer ``status`` with ``body`` and optional ``retry_after``), ``slow`` (sleep
-    ``delay`` then answer normally), ``drop`` (close the connection without answering), ``truncated``
-    (promise more bytes than are sent), ``token_body`` (answer 200 with ``body`` verbatim), ``drip``
-    (answer 200 but send the body one byte every ``delay`` seconds: every read succeeds, none finishes).
+    ``delay`` then answer normally), ``slow_status`` (sleep ``delay``, then answer ``status``), ``drop``
+    (close the connection without answering), ``truncated`` (promise more bytes than are sent),
+    ``token_body`` (answer 200 with ``body`` verbatim), ``drip`` (answer 200 but send the body one byte
+    every ``delay`` seconds: every read succeeds, none finishes).
     """
 
     kind: str
@@ -328,6 +329,10 @@ class AICStandIn:
                 if fault.kind == "slow":
                     time.sleep(fault.delay)
                     return False
+                if fault.kind == "slow_status":  # a struggling AIC: slow, then a failure
+                    time.sleep(fault.delay)
+                    self._send(fault.status, fault.body)
+                    return True
                 if fault.kind == "drop":
                     self.close_connection = True
                     self.connection.close()

@@ -18,10 +18,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
-
+from local import sigv4
 from local.lambda_context import LocalContext
 from local.quiet_server import QuietThreadingHTTPServer
 
@@ -59,19 +56,26 @@ def verify_sigv4(
     method: str,
     host: str,
     path_and_query: str,
-    headers: dict[str, str],
+    headers: dict[str, str] | list[tuple[str, str]],
     body: bytes,
     identities: dict[str, Identity],
     region: str,
     now: dt.datetime,
+    service: str = "execute-api",
 ) -> Identity:
-    """Return the caller's identity, or raise ``Refused`` with API Gateway's wording."""
-    lower = {k.lower(): v for k, v in headers.items()}
+    """Return the caller's identity, or raise ``Refused`` with API Gateway's wording.
+
+    The canonical request is built from the request as it arrived, the way the specification says
+    (``local.sigv4``), not with botocore's client-side shortcuts."""
+    pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)
+    lower: dict[str, str] = {}
+    for name, value in pairs:
+        lower.setdefault(name.lower(), value)
     match = _AUTH.fullmatch(lower.get("authorization", "").strip())
     if not match:
         raise Refused(MISSING)
     identity = identities.get(match["akid"])
-    if identity is None or match["service"] != "execute-api" or match["region"] != region:
+    if identity is None or match["service"] != service or match["region"] != region:
         raise Refused(BAD_TOKEN)
     if identity.session_token is not None and lower.get("x-amz-security-token") != identity.session_token:
         raise Refused(BAD_TOKEN)
@@ -87,20 +91,20 @@ def verify_sigv4(
             f"({now.strftime(fmt)} - 5 min.)"
         )
     signed = match["signed"].split(";")
-    if "host" not in signed:
+    if "host" not in signed or signed != sorted(signed):
         raise Refused(MISMATCH)
-    request = AWSRequest(
-        method=method,
-        url=f"http://{host}{path_and_query}",
-        headers={name: lower.get(name, "") for name in signed},
-        data=body,
+    body_hash = sigv4.payload_hash(body)
+    claimed = lower.get("x-amz-content-sha256")
+    if claimed is not None and claimed != body_hash:  # never trust the client's word for the body
+        raise Refused(MISMATCH)
+    if "host" not in lower:
+        pairs.append(("host", host))
+    path, _, query = path_and_query.partition("?")
+    canonical = sigv4.canonical_request(method, path, query, pairs, signed, body_hash)
+    scope = f"{match['date']}/{region}/{service}/aws4_request"
+    expected = sigv4.signature(
+        identity.secret_key, match["date"], region, service, sigv4.string_to_sign(stamp, scope, canonical)
     )
-    request.context["timestamp"] = stamp
-    signer = SigV4Auth(
-        Credentials(identity.access_key, identity.secret_key, identity.session_token), "execute-api", region
-    )
-    canonical = signer.canonical_request(request)
-    expected = signer.signature(signer.string_to_sign(request, canonical), request)
     if not hmac.compare_digest(expected, match["signature"]):
         raise Refused(MISMATCH)
     return identity
@@ -200,7 +204,7 @@ class ApiFront:
                         self.command,
                         self.headers.get("Host", ""),
                         self.path,
-                        headers,
+                        list(self.headers.items()),
                         body,
                         front.identities,
                         front.region,

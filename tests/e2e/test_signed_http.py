@@ -171,7 +171,7 @@ def test_the_cli_reports_a_denial_in_one_line_with_its_exit_code(front: ApiFront
     assert result.returncode == 4
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith("token_client: AccessDenied:")
+    assert result.stderr.startswith("aic-token: AccessDenied:")
 
 
 def test_the_lambda_transport_maps_function_errors_to_the_same_names(function_env: Any) -> None:

@@ -4,6 +4,8 @@ promises, nothing in the cache that should not be there, and a healthy vendor fo
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -383,3 +385,34 @@ def test_a_table_blip_while_another_container_mints_does_not_mint_twice(world: W
     assert vended.token.access_token == "eyJ-other-container-token-000"
     assert world.stack.standin.token_requests == 0
     assert world.metrics.counts["CacheUnavailable"] == 1
+
+
+def test_a_slow_aic_past_the_lease_still_gives_one_exchange_and_one_token(world: World) -> None:
+    """AIC times out twice, then answers. The holder renews its lease before each retry, so a container
+    arriving after the first lease would have lapsed waits instead of minting a second token."""
+    FIGURES["faults"] += 1
+    # Two attempts time out (1 s each), the third is slow but answers: the exchange ends at ~2.8 s.
+    world.stack.standin.push_faults(
+        Fault("slow_status", status=504, delay=1.5),
+        Fault("slow_status", status=504, delay=1.5),
+        Fault("slow", delay=0.8),
+    )
+
+    def vendor() -> Any:
+        endpoint = TokenEndpoint(world.stack.standin.token_url, read_timeout=1.0, sleep=lambda s: None)
+        return world.make(lease_seconds=2.0, endpoint=endpoint)
+
+    results: dict[str, Any] = {}
+
+    def call(name: str) -> None:
+        results[name] = vendor().vend(direct("fr:idm:*"), budget(10))
+
+    first = threading.Thread(target=call, args=("first",))
+    first.start()
+    time.sleep(2.2)  # real time: the first lease (2 s) would have lapsed by now without renewal
+    call("second")
+    first.join(15)
+
+    assert world.stack.standin.exchanges == 1
+    assert results["first"].token.access_token == results["second"].token.access_token
+    assert results["second"].tier == "table"

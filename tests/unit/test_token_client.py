@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from typing import Any
 
 import pytest
@@ -15,16 +17,19 @@ from token_client import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
+from token_client.client import fingerprint
 from token_client.transports import _http_error
 
 
 class FakeTransport:
     def __init__(self, *answers: Any) -> None:
         self.answers = list(answers)
-        self.calls: list[tuple[tuple[str, ...], int | None]] = []
+        self.calls: list[tuple[tuple[str, ...], int | None, str | None]] = []
 
-    def fetch(self, scopes: tuple[str, ...], min_validity: int | None) -> dict[str, Any]:
-        self.calls.append((scopes, min_validity))
+    def fetch(
+        self, scopes: tuple[str, ...], min_validity: int | None, rejected: str | None = None
+    ) -> dict[str, Any]:
+        self.calls.append((scopes, min_validity, rejected))
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(answer, Exception):
             raise answer
@@ -42,7 +47,7 @@ def test_tokens_are_cached_per_normalised_scope_set() -> None:
     client.get_token("fr:idm:* fr:am:*")
     client.get_token(["fr:am:*", "fr:idm:*"])
 
-    assert transport.calls == [(("fr:am:*", "fr:idm:*"), 60)]
+    assert transport.calls == [(("fr:am:*", "fr:idm:*"), 60, None)]
 
 
 def test_refresh_ahead_and_stale_on_error() -> None:
@@ -91,21 +96,25 @@ def test_cli_exit_codes_and_one_line_errors(
 ) -> None:
     transport = FakeTransport(error)
     monkeypatch.setattr(
-        TokenClient, "for_url", classmethod(lambda cls, url: TokenClient(transport, sleep=lambda s: None))
+        TokenClient,
+        "for_url",
+        classmethod(lambda cls, url, **kw: TokenClient(transport, sleep=lambda s: None)),
     )
 
     assert cli.main(["--scope", "fr:idm:*", "--url", "https://api.example/v1/token"]) == code
     out, err = capsys.readouterr()
     assert out == ""
     assert err.count("\n") == 1
-    assert err.startswith(f"token_client: {type(error).__name__}: ")
+    assert err.startswith(f"aic-token: {type(error).__name__}: ")
 
 
 def test_cli_prints_the_token_or_the_header(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     transport = FakeTransport(token(4102444800.0, "z" * 30))
-    monkeypatch.setattr(TokenClient, "for_function", classmethod(lambda cls, name: TokenClient(transport)))
+    monkeypatch.setattr(
+        TokenClient, "for_function", classmethod(lambda cls, name, **kw: TokenClient(transport))
+    )
 
     assert cli.main(["--scope", "fr:idm:*", "--function", "vendor"]) == 0
     assert capsys.readouterr().out == "z" * 30 + "\n"
@@ -132,3 +141,100 @@ def test_the_signing_region_comes_from_an_execute_api_host(url: str, region: str
     from token_client.transports import region_of
 
     assert region_of(url) == region
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--scope", "x", "--url", "notaurl"],
+        ["--scope", "x", "--url", "http://api.example.com/v1/token"],
+        ["--scope", "x", "--function", "arn:aws:lambda:eu-west-2:12:function:f"],
+        ["--scope", "x", "--function", "no spaces allowed"],
+        ["--scope", "x", "--function", "f", "--rejected", "ABCDEF012345"],
+        ["--scope", "x", "--function", "f", "--min-validity", "\u00b2"],
+        ["--scope", "x", "--function", "f", "--header", "--json"],
+        ["--scope", "x"],
+        ["cache", "flush", "--table", "t"],
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith("aic-token: error: ")
+    assert "Traceback" not in err
+
+
+def test_cli_json_repeated_scopes_and_a_rejected_report(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    transport = FakeTransport(token(4102444800.0, "z" * 30))
+    monkeypatch.setattr(
+        TokenClient, "for_function", classmethod(lambda cls, name, **kw: TokenClient(transport))
+    )
+
+    assert cli.main(["--scope", "fr:idm:*", "--scope", "fr:am:*", "--function", "vendor", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["access_token"] == "z" * 30
+    assert document["fingerprint"] == fingerprint("z" * 30)
+    assert transport.calls[-1][0] == ("fr:am:*", "fr:idm:*")
+    assert cli.main(["--scope", "fr:idm:*", "--function", "vendor", "--rejected", "0123456789ab"]) == 0
+    assert transport.calls[-1][2] == "0123456789ab"
+
+
+def test_retire_reports_the_token_drops_it_and_returns_the_fresh_one() -> None:
+    transport = FakeTransport(token(2000.0, "old" * 10), token(2000.0, "new" * 10))
+    client = TokenClient(transport, clock=lambda: 1000.0)
+    old = client.get_token("fr:idm:*")
+
+    fresh = client.retire("fr:idm:*", old)
+
+    assert fresh.access_token == "new" * 10
+    assert transport.calls[-1][2] == fingerprint("old" * 10)
+    assert client.get_token("fr:idm:*").access_token == "new" * 10  # the cache dropped the retired one
+
+
+def test_threads_reporting_the_same_token_cause_one_call_to_the_vendor() -> None:
+    transport = FakeTransport(token(2000.0, "old" * 10), token(2000.0, "new" * 10))
+    client = TokenClient(transport, clock=lambda: 1000.0)
+    old = client.get_token("fr:idm:*")
+    barrier = threading.Barrier(16)
+    fresh: list[str] = []
+
+    def report() -> None:
+        barrier.wait()
+        fresh.append(client.retire("fr:idm:*", old).access_token)
+
+    threads = [threading.Thread(target=report) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+
+    assert set(fresh) == {"new" * 10}
+    assert len(transport.calls) == 2  # the first get, and one report
+
+
+class Response:
+    def __init__(self, status: int, header: str) -> None:
+        self.status = status
+        self.header = header
+
+
+def test_call_retries_once_after_a_401_with_the_fresh_token() -> None:
+    transport = FakeTransport(token(2000.0, "old" * 10), token(2000.0, "new" * 10))
+    client = TokenClient(transport, clock=lambda: 1000.0)
+    seen: list[str] = []
+
+    def request(header: str) -> Response:
+        seen.append(header)
+        return Response(401 if "old" in header else 200, header)
+
+    response = client.call("fr:idm:*", request)
+
+    assert response.status == 200
+    assert seen == ["Bearer " + "old" * 10, "Bearer " + "new" * 10]
+    assert transport.calls[-1][2] == fingerprint("old" * 10)

@@ -1,21 +1,25 @@
 """``TokenClient``: what consumers use. One line in a Lambda: ``client.authorization_header("fr:idm:*")``.
 
 Tokens are cached in process per scope set and refreshed ahead of expiry; concurrent callers of one scope
-set share one service call; ``UpstreamUnavailable`` is retried with backoff.
+set share one service call; ``UpstreamUnavailable`` is retried with backoff. When AIC answers 401 to a
+token it should still honour, ``retire`` (or ``call``, which retries once) reports it: the vendor retires it
+for the whole fleet and hands back a fresh one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from token_client.errors import TokenClientError, TransportError, UpstreamUnavailable
 from token_client.transports import HttpTransport, LambdaTransport, Transport
 
+T = TypeVar("T")
 DEFAULT_MIN_VALIDITY = 60
 DEFAULT_REFRESH_AHEAD = 120
 MAX_ATTEMPTS = 3
@@ -32,6 +36,15 @@ class Token:
 
     def __repr__(self) -> str:
         return f"Token(scope={self.scope!r}, expires_at={self.expires_at})"
+
+
+def fingerprint(access_token: str) -> str:
+    """The vendor's audit fingerprint: the first 12 hex characters of SHA-256 of the token."""
+    return hashlib.sha256(access_token.encode()).hexdigest()[:12]
+
+
+def _status_of(response: Any) -> Any:
+    return getattr(response, "status", getattr(response, "status_code", None))
 
 
 def normalise(scope: str | Iterable[str]) -> tuple[str, ...]:
@@ -74,8 +87,10 @@ class TokenClient:
         return cls(transport, **kwargs)
 
     @classmethod
-    def for_url(cls, url: str, **kwargs: Any) -> TokenClient:
-        return cls(HttpTransport(url), **kwargs)
+    def for_url(
+        cls, url: str, *, region: str | None = None, session: Any = None, **kwargs: Any
+    ) -> TokenClient:
+        return cls(HttpTransport(url, region=region, session=session), **kwargs)
 
     def get_token(self, scope: str | Iterable[str], *, min_validity: int | None = None) -> Token:
         scopes = normalise(scope)
@@ -99,11 +114,49 @@ class TokenClient:
     def authorization_header(self, scope: str | Iterable[str], *, min_validity: int | None = None) -> str:
         return f"Bearer {self.get_token(scope, min_validity=min_validity).access_token}"
 
-    def _fetch(self, scopes: tuple[str, ...], need: int) -> Token:
+    def retire(
+        self, scope: str | Iterable[str], rejected: str | Token, *, min_validity: int | None = None
+    ) -> Token:
+        """AIC refused ``rejected`` (a token or its access token string): report it, get a fresh one.
+
+        Threads that report the same token share one call to the vendor; a report of a token this client
+        has already replaced is answered from the cache."""
+        access_token = rejected.access_token if isinstance(rejected, Token) else rejected
+        return self.report_rejected(scope, fingerprint(access_token), min_validity=min_validity)
+
+    def report_rejected(
+        self, scope: str | Iterable[str], rejected_fingerprint: str, *, min_validity: int | None = None
+    ) -> Token:
+        scopes = normalise(scope)
+        need = max(self._min_validity, min_validity or 0)
+        with self._lock_for(scopes):
+            cached = self._tokens.get(scopes)
+            if (
+                cached is not None
+                and fingerprint(cached.access_token) != rejected_fingerprint
+                and cached.seconds_left(self._clock()) >= need
+            ):
+                return cached  # another thread already replaced the rejected token
+            self._tokens.pop(scopes, None)
+            fresh = self._fetch(scopes, need, rejected_fingerprint)
+            self._tokens[scopes] = fresh
+            return fresh
+
+    def call(self, scope: str | Iterable[str], request: Callable[[str], T]) -> T:
+        """Run ``request(authorization_header)``; on a 401 report the token and retry once with a fresh one
+        (``request`` returns anything with ``status`` or ``status_code``: urllib3, requests, httpx)."""
+        token = self.get_token(scope)
+        response = request(f"Bearer {token.access_token}")
+        if _status_of(response) != 401:
+            return response
+        fresh = self.retire(scope, token)
+        return request(f"Bearer {fresh.access_token}")
+
+    def _fetch(self, scopes: tuple[str, ...], need: int, rejected: str | None = None) -> Token:
         delay = 0.2
         for attempt in range(1, self._max_attempts + 1):
             try:
-                body = self._transport.fetch(scopes, need)
+                body = self._transport.fetch(scopes, need, rejected)
                 return Token(str(body["access_token"]), float(body["expires_at"]), str(body["scope"]))
             except (UpstreamUnavailable, TransportError) as exc:
                 if attempt == self._max_attempts:

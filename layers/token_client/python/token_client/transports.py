@@ -25,7 +25,9 @@ from token_client.errors import (
 
 
 class Transport(Protocol):
-    def fetch(self, scopes: tuple[str, ...], min_validity: int | None) -> dict[str, Any]:
+    def fetch(
+        self, scopes: tuple[str, ...], min_validity: int | None, rejected: str | None = None
+    ) -> dict[str, Any]:
         """Return the vendor's result document, or raise a ``TokenClientError``."""
 
 
@@ -40,10 +42,12 @@ def region_of(url: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _payload(scopes: tuple[str, ...], min_validity: int | None) -> dict[str, Any]:
+def _payload(scopes: tuple[str, ...], min_validity: int | None, rejected: str | None) -> dict[str, Any]:
     payload: dict[str, Any] = {"scopes": list(scopes)}
     if min_validity is not None:
         payload["minValiditySeconds"] = min_validity
+    if rejected is not None:
+        payload["rejected"] = rejected
     return payload
 
 
@@ -86,17 +90,21 @@ class LambdaTransport:
             )
         self._client = client
 
-    def fetch(self, scopes: tuple[str, ...], min_validity: int | None) -> dict[str, Any]:
+    def fetch(
+        self, scopes: tuple[str, ...], min_validity: int | None, rejected: str | None = None
+    ) -> dict[str, Any]:
         try:
             response = self._client.invoke(
                 FunctionName=self._function,
                 InvocationType="RequestResponse",
-                Payload=json.dumps(_payload(scopes, min_validity)).encode(),
+                Payload=json.dumps(_payload(scopes, min_validity, rejected)).encode(),
             )
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("AccessDeniedException", "AccessDenied"):
                 raise AccessDenied(f"not allowed to invoke {self._function}") from exc
+            if code == "ResourceNotFoundException":
+                raise TransportError(f"no function {self._function} (ResourceNotFoundException)") from exc
             raise TransportError(f"Lambda invoke failed: {code or 'error'}") from exc
         except BotoCoreError as exc:
             raise TransportError(f"Lambda invoke failed: {type(exc).__name__}") from exc
@@ -132,10 +140,14 @@ class HttpTransport:
         self._pool = pool or urllib3.PoolManager(retries=False)
         self._timeout = timeout
 
-    def fetch(self, scopes: tuple[str, ...], min_validity: int | None) -> dict[str, Any]:
+    def fetch(
+        self, scopes: tuple[str, ...], min_validity: int | None, rejected: str | None = None
+    ) -> dict[str, Any]:
         query: list[tuple[str, str]] = [("scope", s) for s in scopes]
         if min_validity is not None:
             query.append(("minValiditySeconds", str(min_validity)))
+        if rejected is not None:
+            query.append(("rejected", rejected))
         url = f"{self._url}?{urlencode(query)}"
         credentials = self._session.get_credentials()
         if credentials is None:
