@@ -10,7 +10,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 # nothing here juggles PYTHONPATH. Build isolation fetches the pinned setuptools from the package index.
 EDITABLE := -e . -e ./layers/token_client
 
-.PHONY: run test unit lint format bench build build-check test-built deploy lock clean
+.PHONY: run test unit lint format bench build build-check test-built client-check deploy lock clean
 
 $(VENV)/.installed: requirements-dev.txt requirements.txt layers/dependencies/requirements.txt pyproject.toml layers/token_client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,7 @@ bench: build
 build: $(SAM_VENV)/.installed $(VENV)/.installed
 	PIP=$(CURDIR)/$(VENV)/bin/pip $(SAM_VENV)/bin/sam build --template template.yaml --build-dir .aws-sam/build
 	$(PY) tools/compile_build.py
+	$(PY) -m pip wheel --disable-pip-version-check --quiet --no-deps --wheel-dir dist ./layers/token_client
 
 ## build-check: build, then verify the artefacts (function package, aarch64 layer, 3.13 bytecode >= 95%)
 build-check: build
@@ -67,6 +68,10 @@ build-check: build
 ## test-built: run the built function + layer under CPython 3.13, read-only, against the local stack
 test-built: $(if $(SKIP_BUILD),$(VENV)/.installed,build)
 	$(PY) -m pytest tests/built -p no:cacheprovider $(PYTEST_ARGS)
+
+## client-check: pip install ./layers/token_client in a clean venv outside the repo; aic-token works
+client-check:
+	PYTHON=$(PYTHON) bash tools/check_client_install.sh
 
 ## deploy: guided deployment to your AWS account (never run by CI)
 deploy: build
@@ -82,4 +87,4 @@ lock:
 	rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) $(LINT_VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(LINT_VENV) $(SAM_VENV) .aws-sam dist .pytest_cache .mypy_cache .ruff_cache .coverage

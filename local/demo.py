@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -80,6 +81,44 @@ def _cli_header(url: str, identity: Any, idm_base: str) -> str:
     with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
         count = json.load(response)["resultCount"]
     return f"printed '{name}: Bearer <{len(value) - 7} characters>', which returned {count} users"
+
+
+def _revoke_story(stack: LocalStack, invoke_endpoint: str, idm_base: str, fingerprint: Any) -> None:
+    """AIC stops honouring the shared token: callers get 401, report it, and share one fresh token."""
+    from token_client import TokenClient
+
+    callers = [TokenClient.for_function("token-vendor", endpoint_url=invoke_endpoint) for _ in range(2)]
+    revoked = callers[0].get_token("fr:idm:*").access_token
+    callers[1].get_token("fr:idm:*")
+    before = stack.standin.exchanges
+    stack.standin.revoke(revoked)
+    statuses: list[int] = []
+
+    def list_users(authorization: str) -> Any:
+        request = urllib.request.Request(  # noqa: S310 - the stand-in on loopback
+            idm_base + "/openidm/managed/alpha_user", headers={"Authorization": authorization}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+                statuses.append(response.status)
+                return response
+        except urllib.error.HTTPError as refused:
+            statuses.append(refused.code)
+            return refused
+
+    callers[0].call("fr:idm:*", list_users)
+    fresh = callers[0].get_token("fr:idm:*").access_token
+    minted = stack.standin.exchanges - before
+    callers[1].call("fr:idm:*", list_users)
+    print(f"\nAIC revokes the shared token {fingerprint(revoked)} (the stand-in stops honouring it):")
+    print(
+        f"  caller 1           IDM answered {statuses[0]}; reported it (TokenClient.call); got "
+        f"{fingerprint(fresh)} from {minted} exchange; IDM answered {statuses[1]}"
+    )
+    print(
+        f"  caller 2           IDM answered {statuses[2]}; reported it; served {fingerprint(fresh)}, "
+        f"{stack.standin.exchanges - before - minted} more exchanges; IDM answered {statuses[3]}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  CLI --header       {cli}")
     if not real:
         print(f"  exchanges at AIC   {stack.standin.exchanges} (every caller above shared one token)")
+    sys.stdout.flush()
+
+    if not real:
+        _revoke_story(stack, invoke_api.endpoint, idm_base, fingerprint)
     sys.stdout.flush()
 
     if args.once:

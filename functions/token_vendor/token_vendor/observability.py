@@ -132,6 +132,12 @@ def note_vend(request: VendRequest, vended: Vended) -> None:
             "token_fingerprint": fingerprint(vended.token.access_token),
             "expires_at": int(vended.token.expires_at),
         }
+        if vended.retired is not None:
+            invocation.fields["retired_fingerprint"] = vended.retired
+        if request.rejected is not None:
+            invocation.fields["reported_fingerprint"] = request.rejected
+        if vended.retire_rate_limited:
+            invocation.fields["retire_rate_limited"] = True
 
 
 def note_refusal(caller: str, error: TokenVendorError) -> None:

@@ -43,6 +43,11 @@ MAX_LEASE_SECONDS = 30.0
 MAX_REJECTION_SECONDS = 120.0
 MAX_BACKOFF_SECONDS = 120.0
 ANY_VERSION = "*"  # a rejection that holds whatever the secret version (invalid_scope)
+# The lease is free: absent, lapsed, forged (further ahead than any holder sets) or malformed.
+_LEASE_FREE = (
+    "(attribute_not_exists(lease_until) OR lease_until < :now OR lease_until > :far"
+    " OR NOT attribute_type(lease_until, :num))"
+)
 
 
 class CacheUnavailable(Exception):
@@ -70,6 +75,13 @@ class TableEntry:
     unreadable: bool = False  # a token is there but cannot be trusted (moved, altered, malformed, KMS)
     refresh_not_before: float | None = None  # after a failed refresh, nobody tries again before this
     refresh_backoff: float | None = None
+    retired: Retired | None = None  # the last retirement of a token of this scope set
+
+
+@dataclass(frozen=True)
+class Retired:
+    fingerprint: str
+    at: float
 
 
 _EMPTY = TableEntry(None, None, None)
@@ -184,9 +196,7 @@ class TokenTable:
             ":ver": {"S": key_version or ANY_VERSION},
         }
         conditions = [
-            # free, lapsed, forged (further ahead than any holder sets) or malformed
-            "(attribute_not_exists(lease_until) OR lease_until < :now OR lease_until > :far"
-            " OR NOT attribute_type(lease_until, :num))",
+            _LEASE_FREE,
             # no remembered rejection that holds for this key version (CONTRACT section 8)
             "(attribute_not_exists(neg_until) OR neg_until < :now OR neg_until > :negfar"
             " OR NOT attribute_type(neg_until, :num)"
@@ -201,6 +211,33 @@ class TokenTable:
                 " OR refresh_not_before > :backfar OR NOT attribute_type(refresh_not_before, :num))"
             )
             values[":backfar"] = {"N": repr(now + MAX_BACKOFF_SECONDS)}
+        return self._lease(key, conditions, values)
+
+    def try_retire(
+        self, key: str, holder: str, seconds: float, rejected: str, min_interval: float
+    ) -> TableEntry | None:
+        """Take the lease to replace the token a caller reported (CONTRACT section 5), if that token is
+        still the stored one and the scope set was not retired within ``min_interval``. None: ours."""
+        now = self._clock()
+        values: dict[str, Any] = {
+            ":h": {"S": holder},
+            ":u": {"N": repr(now + seconds)},
+            ":now": {"N": repr(now)},
+            ":ttl": {"N": str(int(now + seconds) + _LEASE_ITEM_TTL)},
+            ":far": {"N": repr(now + MAX_LEASE_SECONDS)},
+            ":num": {"S": "N"},
+            ":fp": {"S": rejected},
+            ":since": {"N": repr(now - min_interval)},
+        }
+        conditions = [
+            _LEASE_FREE,
+            "fingerprint = :fp",
+            "(attribute_not_exists(retired_at) OR retired_at < :since"
+            " OR NOT attribute_type(retired_at, :num))",
+        ]
+        return self._lease(key, conditions, values)
+
+    def _lease(self, key: str, conditions: list[str], values: dict[str, Any]) -> TableEntry | None:
         try:
             self._client.update_item(
                 TableName=self._table,
@@ -265,6 +302,11 @@ class TokenTable:
                 not_before = None
         except (KeyError, TypeError, ValueError):
             not_before = backoff = None
+        try:
+            retired_at = _number(item, "retired_at")
+            retired = Retired(_string(item, "retired_fp"), retired_at) if retired_at is not None else None
+        except (KeyError, TypeError, ValueError):
+            retired = None
         token = None
         unreadable = False
         try:
@@ -275,7 +317,7 @@ class TokenTable:
         except (KeyError, TypeError, ValueError, binascii.Error):
             logger.warning("malformed cached token; treating it as a miss", extra={"reason": "malformed"})
             token, unreadable = None, True
-        return TableEntry(token, lease_until, rejection, unreadable, not_before, backoff)
+        return TableEntry(token, lease_until, rejection, unreadable, not_before, backoff, retired)
 
     def _rejection(self, item: dict[str, Any], now: float) -> Rejection | None:
         until = _number(item, "neg_until")
@@ -300,8 +342,9 @@ class TokenTable:
         lifetime = _number(item, "lifetime") or 0.0
         return CachedToken(access_token, expires_at, scope, min(max(lifetime, 0.0), MAX_PLAIN_EXPIRY_AHEAD))
 
-    def store(self, key: str, token: CachedToken, holder: str) -> bool:
-        """Write the token if ``holder`` still holds the lease; False if it was fenced out."""
+    def store(self, key: str, token: CachedToken, holder: str, retired: Retired | None = None) -> bool:
+        """Write the token if ``holder`` still holds the lease; False if it was fenced out. ``retired``
+        records the last retirement (kept across refreshes for the operator's tool and the rate limit)."""
         item: dict[str, Any] = {
             "pk": {"S": key},
             "expires_at": {"N": repr(token.expires_at)},
@@ -311,6 +354,9 @@ class TokenTable:
             "fingerprint": {"S": fingerprint(token.access_token)},
             "lifetime": {"N": repr(float(token.lifetime))},
         }
+        if retired is not None:
+            item["retired_fp"] = {"S": retired.fingerprint}
+            item["retired_at"] = {"N": repr(retired.at)}
         item.update(self._seal_token(key, token))
         try:
             self._client.put_item(

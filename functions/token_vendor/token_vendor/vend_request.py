@@ -16,7 +16,8 @@ from token_vendor.settings import MAX_VALIDITY_SECONDS
 
 DIRECT_CALLER = "direct"
 MAX_BODY_BYTES = 16 * 1024
-_MEMBERS = frozenset({"scope", "scopes", "minValiditySeconds"})
+_MEMBERS = frozenset({"scope", "scopes", "minValiditySeconds", "rejected"})
+_FINGERPRINT = re.compile(r"[0-9a-f]{12}")
 _ASCII_SECONDS = re.compile(r"[0-9]{1,6}")
 
 
@@ -25,6 +26,19 @@ class VendRequest:
     scopes: Scopes
     min_validity: int | None
     caller: str  # an IAM principal ARN for HTTP callers, DIRECT_CALLER for invokers
+    rejected: str | None = None  # fingerprint of a token AIC refused (CONTRACT section 5)
+
+
+def parse_rejected(value: object) -> str | None:
+    """``rejected``: the first 12 lowercase hex characters of SHA-256 of the refused access token."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _FINGERPRINT.fullmatch(value):
+        raise InvalidRequest(
+            "rejected must be a token fingerprint: the first 12 lowercase hex characters of SHA-256 of "
+            "the access token AIC refused"
+        )
+    return value
 
 
 def parse_min_validity(value: object) -> int | None:
@@ -49,7 +63,9 @@ def parse_document(document: object, caller: str) -> VendRequest:
     unknown = sorted(str(k) for k in document if k not in _MEMBERS)
     if unknown:
         shown = ", ".join(repr(k[:40]) for k in unknown[:5])
-        raise InvalidRequest(f"unknown member(s) {shown}; allowed: scope, scopes, minValiditySeconds")
+        raise InvalidRequest(
+            f"unknown member(s) {shown}; allowed: scope, scopes, minValiditySeconds, rejected"
+        )
     if "scope" in document and "scopes" in document:
         raise InvalidRequest("give either 'scope' or 'scopes', not both")
     if "scope" in document:
@@ -62,7 +78,12 @@ def parse_document(document: object, caller: str) -> VendRequest:
         scopes = normalise_scopes(document["scopes"])
     else:
         raise InvalidRequest("'scope' (or 'scopes') is required")
-    return VendRequest(scopes, parse_min_validity(document.get("minValiditySeconds")), caller)
+    return VendRequest(
+        scopes,
+        parse_min_validity(document.get("minValiditySeconds")),
+        caller,
+        parse_rejected(document.get("rejected")),
+    )
 
 
 def parse_json_body(body: str | None, is_base64: bool) -> Any:
@@ -88,10 +109,12 @@ def parse_json_body(body: str | None, is_base64: bool) -> Any:
 
 def parse_query(params: Mapping[str, list[str]], caller: str) -> VendRequest:
     """``GET /token?scope=a&scope=b`` or ``?scope=a%20b``, optionally ``&minValiditySeconds=600``."""
-    unknown = sorted(k for k in params if k not in ("scope", "minValiditySeconds"))
+    unknown = sorted(k for k in params if k not in ("scope", "minValiditySeconds", "rejected"))
     if unknown:
         shown = ", ".join(repr(k[:40]) for k in unknown[:5])
-        raise InvalidRequest(f"unknown query parameter(s) {shown}; allowed: scope, minValiditySeconds")
+        raise InvalidRequest(
+            f"unknown query parameter(s) {shown}; allowed: scope, minValiditySeconds, rejected"
+        )
     scope_values = params.get("scope") or []
     if not scope_values:
         raise InvalidRequest("query parameter 'scope' is required, e.g. /token?scope=fr:idm:*")
@@ -103,4 +126,12 @@ def parse_query(params: Mapping[str, list[str]], caller: str) -> VendRequest:
         text = validity[0].strip()
         # ASCII digits only: '²'.isdigit() is True, and int('²') raises.
         min_validity = int(text) if _ASCII_SECONDS.fullmatch(text) else text
-    return VendRequest(normalise_scopes(list(scope_values)), parse_min_validity(min_validity), caller)
+    rejected = params.get("rejected") or []
+    if len(rejected) > 1:
+        raise InvalidRequest("give rejected once")
+    return VendRequest(
+        normalise_scopes(list(scope_values)),
+        parse_min_validity(min_validity),
+        caller,
+        parse_rejected(rejected[0] if rejected else None),
+    )

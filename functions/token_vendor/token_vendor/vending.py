@@ -14,11 +14,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from token_vendor.assertion import Assertion, sign_assertion
-from token_vendor.cached_token import CachedToken, cache_key
+from token_vendor.cached_token import CachedToken, cache_key, fingerprint
 from token_vendor.caller_policy import CallerPolicy, normalise_principal, scopes_match
 from token_vendor.deadline import Deadline
 from token_vendor.errors import (
@@ -38,6 +38,7 @@ from token_vendor.token_table import (
     CacheMisconfigured,
     CacheUnavailable,
     Rejection,
+    Retired,
     TableEntry,
     TokenTable,
 )
@@ -82,6 +83,8 @@ class Vended:
     token: CachedToken
     tier: str  # memory | table | minted | stale
     jti: str | None = None
+    retired: str | None = None  # the fingerprint this vend retired (CONTRACT section 5)
+    retire_rate_limited: bool = False  # a report within MIN_REFRESH_INTERVAL_SECONDS of the last retirement
 
 
 @dataclass
@@ -106,6 +109,7 @@ class _Pending:
     tier: str  # where ``cached`` came from
     unreadable: bool = False  # the table holds a token we cannot trust: the lease ignores its expiry
     backoff: float | None = None  # the table's last refresh backoff
+    retired: Retired | None = None  # the table's last retirement, carried across refreshes
 
     def cached_serves(self, now: float) -> bool:
         return self.cached is not None and self.cached.seconds_left(now) >= self.need
@@ -236,15 +240,17 @@ class TokenVendor:
         self.authorize(request)
         key = cache_key(self.settings.tenant_fqdn, self._account_ref, request.scopes)
         need = float(max(self.settings.min_validity_seconds, request.min_validity or 0))
-        hit = self._memory_hit(key, need)
+        hit = self._memory_hit(key, need, request.rejected)
         if hit is not None:
             return hit
         with self._locks.hold(key):  # one slow path per key per container; the others wait here
-            hit = self._memory_hit(key, need)
+            hit = self._memory_hit(key, need, request.rejected)
             if hit is not None:
                 return hit
             if deadline.remaining() < MIN_WORK_SECONDS:
                 raise UpstreamUnavailable("too little time left in this invocation to reach the cache or AIC")
+            if request.rejected is not None:
+                return self._retire(key, request, need, deadline)
             return self._slow_path(key, request, need, deadline)
 
     def _fresh(self, token: CachedToken | None, need: float) -> float:
@@ -255,8 +261,10 @@ class TokenVendor:
             ahead = min(ahead, token.lifetime / 2)
         return max(need, ahead)
 
-    def _memory_hit(self, key: str, need: float) -> Vended | None:
+    def _memory_hit(self, key: str, need: float, rejected: str | None = None) -> Vended | None:
         hit = self._memory.get(key)
+        if hit is not None and rejected is not None and fingerprint(hit.access_token) == rejected:
+            return None  # the caller reports this very token: never hand it back
         if hit is not None and hit.seconds_left(self._clocks.wall()) >= self._fresh(hit, need):
             self._count("MemoryHits")
             return Vended(hit, "memory")
@@ -276,7 +284,9 @@ class TokenVendor:
                 return hit
         best = _fresher(in_memory, entry.token)
         tier = "table" if best is not None and best is entry.token else "memory"
-        pending = _Pending(key, request, need, deadline, best, tier, entry.unreadable, entry.refresh_backoff)
+        pending = _Pending(
+            key, request, need, deadline, best, tier, entry.unreadable, entry.refresh_backoff, entry.retired
+        )
         self._refuse_if_short(best, need)
         if entry.rejection is not None and self._holds(entry.rejection):
             return self._serve_despite(entry.rejection, pending)
@@ -286,6 +296,92 @@ class TokenVendor:
             self._count("RefreshBackoffServed")
             return Vended(pending.cached, tier)  # type: ignore[arg-type]
         return self._lease_or_wait(pending)
+
+    # -- retirement: a caller reports a token AIC refused (CONTRACT section 5) ------------------------
+    def _retire(self, key: str, request: VendRequest, need: float, deadline: Deadline) -> Vended:
+        """Retire the reported token fleet-wide and mint one replacement (single flight, rate-limited).
+
+        Make-before-break: the reported token stays in the table for everyone else until its replacement
+        is stored; the reporters wait for that replacement and never get the reported token back.
+        """
+        rejected = request.rejected or ""
+        in_memory = self._memory.get(key)
+        if in_memory is not None and fingerprint(in_memory.access_token) == rejected:
+            self._memory.drop(key)
+        entry = self._read_table(key)
+        if entry is None:  # shared cache down: this container replaces its own copy
+            pending = _Pending(key, request, need, deadline, None, "memory")
+            vended = self._mint_unshared(pending)
+            self._count("TokenRetired")
+            return replace(vended, retired=rejected)
+        delay = POLL_FIRST
+        interval = float(self.settings.min_refresh_interval_seconds)
+        while True:
+            stored = entry.token
+            if stored is None or fingerprint(stored.access_token) != rejected:
+                # Already replaced (or never ours to retire): the current token, through the normal path.
+                return self._slow_path(key, replace(request, rejected=None), need, deadline)
+            now = self._clocks.wall()
+            if entry.retired is not None and now - entry.retired.at < interval:
+                self._count("RetireRateLimited")
+                self._memory.put(key, stored)
+                return Vended(stored, "table", retire_rate_limited=True)
+            holder = secrets.token_hex(16)
+            lease = min(self._lease_seconds, max(deadline.remaining(), 0.1))
+            try:
+                current = self._table.try_retire(key, holder, lease, rejected, interval)
+            except CacheUnavailable as exc:
+                self._note_cache_trouble(exc)
+                raise UpstreamUnavailable("the token cache is unavailable; report the token again") from exc
+            if current is None:
+                return self._replace_retired(key, request, need, deadline, holder, lease)
+            if current.lease_until is not None and current.lease_until > now:  # another reporter is on it
+                self._count("LeaseWaits")
+                if delay >= deadline.remaining():
+                    raise UpstreamUnavailable(
+                        "the reported token is being replaced; it did not finish in time"
+                    )
+                self._clocks.sleep(delay)
+                delay = min(delay * 1.6, POLL_MAX)
+                if deadline.remaining() < MIN_WORK_SECONDS:
+                    raise UpstreamUnavailable(
+                        "the reported token is being replaced; it did not finish in time"
+                    )
+                refreshed = self._read_table(key)
+                if refreshed is None:
+                    raise UpstreamUnavailable("the token cache is unavailable; report the token again")
+                entry = refreshed
+            else:
+                entry = current
+
+    def _replace_retired(
+        self, key: str, request: VendRequest, need: float, deadline: Deadline, holder: str, lease: float
+    ) -> Vended:
+        rejected = request.rejected or ""
+        pending = _Pending(key, request, need, deadline, None, "table")  # nothing stale for a reporter
+        clock = deadline.clock
+        work = deadline.earliest(Deadline.after(lease - LEASE_MARGIN_SECONDS, clock))
+        try:
+            token, jti = self._mint(request, work, None, None)
+        except (UpstreamRejected, UpstreamUnavailable) as exc:
+            self._table.release(key, holder)
+            return self._stale_or_raise(pending, exc)  # raises: the reported token is never served back
+        except BaseException:
+            self._table.release(key, holder)
+            raise
+        retired = Retired(rejected, self._clocks.wall())
+        try:
+            self._table.store(key, token, holder, retired)
+        except CacheUnavailable as exc:
+            self._note_cache_trouble(exc)
+            self._table.release(key, holder)
+        self._memory.put(key, token)
+        self._count("TokenRetired")
+        logger.info(
+            "token retired on a caller's report", extra={"retired": rejected, "caller": request.caller}
+        )
+        self._refuse_if_short(token, need)
+        return Vended(token, "minted", jti, retired=rejected)
 
     # -- the lease (see token_table's timeline) ----------------------------------------------------
     def _lease_or_wait(self, pending: _Pending) -> Vended:
@@ -355,6 +451,7 @@ class TokenVendor:
             return Vended(pending.cached, pending.tier)  # type: ignore[arg-type]
         pending.unreadable = entry.unreadable
         pending.backoff = entry.refresh_backoff
+        pending.retired = entry.retired
         return None
 
     def _mint_as_holder(self, pending: _Pending, holder: str, lease: float, refresh: bool) -> Vended:
@@ -397,7 +494,7 @@ class TokenVendor:
             raise
         self._memory.put(pending.key, token)
         try:
-            self._table.store(pending.key, token, holder)
+            self._table.store(pending.key, token, holder, pending.retired)
         except CacheUnavailable as exc:
             logger.warning("could not store the token in the table", extra={"reason": str(exc)})
             self._note_cache_trouble(exc)
