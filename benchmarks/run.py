@@ -49,6 +49,7 @@ class Figure:
 
 
 FIGURES: list[Figure] = []
+DURATIONS: dict[str, float] = {}  # microseconds, for the cost model
 
 
 def record(name: str, value: str, target: str = "", met: bool | None = None) -> None:
@@ -114,7 +115,9 @@ def main() -> int:
     # The function's JSON logs and EMF metrics go to stdout: send them to /dev/null, keep ours.
     sys.stdout = open(os.devnull, "w")
     stack = start_stack(scopes=DEFAULT_SCOPES + BENCH_SCOPES)
-    env = stack.function_env()
+    env = stack.function_env(
+        CALLER_POLICY=json.dumps({"arn:aws:iam::123456789012:role/reporting": ["fr:idm:*"]})
+    )
     os.environ.update(env)
     from local.lambda_context import LocalContext
     from token_vendor import app
@@ -142,6 +145,11 @@ def main() -> int:
 
     app.lambda_handler({"scope": "fr:idm:*"}, context)  # mint once; then memory hits
     hit = timings(lambda: app.lambda_handler({"scope": "fr:idm:*"}, context), 5000)
+    rest_event = json.loads((REPO / "events" / "rest_get.json").read_text())
+    url_event = json.loads((REPO / "events" / "function_url.json").read_text())
+    http_hit = timings(lambda: app.lambda_handler(rest_event, context), 2000)
+    url_hit = timings(lambda: app.lambda_handler(url_event, context), 2000)
+    DURATIONS.update(direct=p99(hit), rest=p99(http_hit), url=p99(url_hit))
     ratio = p50(hit) / p50(sign)
     record("memory-hit vend, whole handler, p50 / p99", f"{us(p50(hit))} / {us(p99(hit))}")
     record("  memory-hit vend ÷ one RS256 sign", f"{ratio:.3f}×", "≤ 0.2×", ratio <= 0.2)
@@ -182,7 +190,7 @@ def main() -> int:
 
     # The stand-in's own cost dominates both sides: more rounds than for the table hit.
     mints, posts, ratio = side_by_side(
-        lambda: table_vendor._mint(mint_request, deadline), bare_post, rounds=10, n=60, warmup=3
+        lambda: table_vendor._mint(mint_request, deadline, None, None), bare_post, rounds=10, n=60, warmup=3
     )
     record("mint (key from cache, sign, exchange), p50 / p99", f"{us(p50(mints))} / {us(p99(mints))}")
     record("bare POST to the stand-in + one sign, p50", us(p50(posts)))
@@ -330,6 +338,7 @@ def main() -> int:
         assert response.status == 200
 
     per_request = timings(journey, 60, warmup=3)
+    DURATIONS["journey"] = p50(per_request)
     record("(b) journey-script way (load key, sign, exchange), p50", us(p50(per_request)))
     record("(c) this service: memory hit / table hit, p50", f"{us(p50(hit))} / {us(p50(table_hits))}")
     if shell:
@@ -454,6 +463,73 @@ def built_cold_start(child_env: dict[str, str]) -> None:
 REQUIRED_BOTO3 = "1.44.5"  # the dev pin; the layer itself ships botocore only
 
 
+# Public list prices, US East (N. Virginia), as published on the pages named (read 2026-11-25).
+PRICES = {
+    "lambda_request": 0.20 / 1e6,  # aws.amazon.com/lambda/pricing: $0.20 per 1M requests
+    "lambda_gb_s_arm": 0.0000133334,  # same page: Arm, first 7.5 billion GB-s per month
+    "apigw_rest": 3.50 / 1e6,  # aws.amazon.com/api-gateway/pricing: REST API, first 333M per month
+    "function_url": 0.0,  # aws.amazon.com/lambda/pricing: function URLs carry no charge beyond Lambda's
+    "dynamodb_read": 0.125
+    / 1e6,  # aws.amazon.com/dynamodb/pricing/on-demand: per read request unit (Nov 2024)
+    "dynamodb_write": 0.625 / 1e6,  # same page: per write request unit
+    "kms_request": 0.03 / 1e4,  # aws.amazon.com/kms/pricing: $0.03 per 10,000 requests
+    "secrets_call": 0.05 / 1e4,  # aws.amazon.com/secrets-manager/pricing: $0.05 per 10,000 API calls
+    "logs_gb": 0.50,  # aws.amazon.com/cloudwatch/pricing: standard log ingestion per GB
+}
+MEMORY_GB = 0.5  # template.yaml Globals MemorySize: 512
+AUDIT_LINE_BYTES = 700  # about one audit line with its EMF metrics, as the function writes it
+
+
+def cost_model() -> list[str]:
+    """Cost per million vends from this run's measured handler durations and the list prices above.
+
+    Steady state: warm containers answer from memory (one Lambda request, the handler's duration billed
+    in whole milliseconds, one audit line). Minting is per scope set per refresh cycle (about 6 an hour), and
+    table hits happen on cold starts: both are negligible per million vends, so they are shown apart."""
+    if not DURATIONS:
+        return []
+
+    def lambda_cost(duration_us: float) -> float:
+        billed_ms = max(1, -(-int(duration_us) // 1000))  # Lambda bills whole milliseconds, at least 1
+        return PRICES["lambda_request"] + MEMORY_GB * billed_ms / 1000 * PRICES["lambda_gb_s_arm"]
+
+    logs = AUDIT_LINE_BYTES / 1e9 * PRICES["logs_gb"]
+    rows = [
+        ("direct invoke (Lambda, Step Functions)", lambda_cost(DURATIONS["direct"]) + logs),
+        ("REST API (API Gateway, AWS_IAM)", lambda_cost(DURATIONS["rest"]) + logs + PRICES["apigw_rest"]),
+        ("function URL (AWS_IAM)", lambda_cost(DURATIONS["url"]) + logs + PRICES["function_url"]),
+    ]
+    # The alternative: a function that mints per request, as the journey script does (a Secrets Manager
+    # read and a key load, a signature and an AIC round trip every time; measured above as the journey way).
+    per_request = lambda_cost(DURATIONS["journey"]) + logs + PRICES["secrets_call"]
+    mint = 2 * PRICES["dynamodb_write"] + PRICES["dynamodb_read"] + 2 * PRICES["kms_request"]
+    lines = [
+        "",
+        "## Cost per million vends",
+        "",
+        f"From this run's p99 handler durations (direct {DURATIONS['direct']:.0f} µs, REST event "
+        f"{DURATIONS['rest']:.0f} µs, function URL event {DURATIONS['url']:.0f} µs; billed as whole milliseconds at "
+        f"{int(MEMORY_GB * 1024)} MB, arm64) and public list prices for US East (N. Virginia), read 2026-11-25 from "
+        "aws.amazon.com/lambda/pricing, /api-gateway/pricing, /dynamodb/pricing/on-demand, /kms/pricing, "
+        "/secrets-manager/pricing and /cloudwatch/pricing. Free tiers are left out.",
+        "",
+        "| path | per million vends |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {name} | ${cost * 1e6:,.2f} |" for name, cost in rows]
+    lines += [
+        f"| minting per request instead (journey-script way, {DURATIONS['journey'] / 1000:.0f} ms each, "
+        f"a Secrets Manager read each) | ${per_request * 1e6:,.2f} and 1,000,000 AIC exchanges |",
+        "",
+        f"Each mint adds about ${mint * 1e6:,.2f} per million mints in DynamoDB and KMS calls (a lease, a "
+        "store, a read, a data key): at one mint per scope set per refresh cycle that is cents a month. "
+        "Not measured here: Lambda's CPU share at 512 MB versus other sizes (this machine has no Lambda); the "
+        "handler is I/O-bound and bills 1 ms on the hot path at any size, so 512 MB is chosen for the cold "
+        "start (more memory, more CPU for imports and the key load), not for the warm path.",
+    ]
+    return lines
+
+
 def write_results(elapsed: float) -> None:
     lines = [
         "# Benchmarks",
@@ -472,6 +548,7 @@ def write_results(elapsed: float) -> None:
     for f in FIGURES:
         status = "" if f.met is None else ("met" if f.met else "**not met**")
         lines.append(f"| {f.name.strip()} | {f.value} | {f.target} | {status} |")
+    lines += cost_model()
     notes = HERE / "notes.md"
     if notes.exists():
         lines += ["", notes.read_text().strip()]

@@ -148,6 +148,46 @@ def rest_event(
     }
 
 
+def function_url_event(
+    method: str, path: str, query: str, headers: dict[str, str], body: bytes, identity: Identity
+) -> dict[str, Any]:
+    """A Lambda function URL event (payload 2.0, ``AuthType: AWS_IAM``) as Lambda builds it."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": lowered,
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "localfunctionurl",
+            "authorizer": {
+                "iam": {
+                    "accessKey": identity.access_key,
+                    "accountId": identity.account_id,
+                    "callerId": identity.user_arn.rsplit("/", 1)[-1],
+                    "userArn": identity.user_arn,
+                    "userId": identity.user_arn.rsplit("/", 1)[-1],
+                }
+            },
+            "domainName": lowered.get("host", "localhost"),
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": lowered.get("user-agent", ""),
+            },
+            "requestId": LocalContext().aws_request_id,
+            "routeKey": "$default",
+            "stage": "$default",
+        },
+        "body": body.decode("utf-8", "replace") if body else None,
+        "isBase64Encoded": False,
+    }
+
+
 class ApiFront:
     def __init__(
         self,
@@ -156,8 +196,13 @@ class ApiFront:
         *,
         region: str = "us-east-1",
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        function_url: bool = False,
     ) -> None:
+        """``function_url``: act as a Lambda function URL (SigV4 service ``lambda``, payload 2.0 events,
+        no stage in the path) instead of the REST API (service ``execute-api``, stage ``v1``)."""
         self.handler = handler
+        self.function_url = function_url
+        self.service = "lambda" if function_url else "execute-api"
         self.identities = identities
         self.region = region
         self.clock = clock
@@ -166,7 +211,8 @@ class ApiFront:
         self._lock = threading.Lock()
         self._httpd = QuietThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/{STAGE}"
+        root = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self.base_url = root if function_url else f"{root}/{STAGE}"
         self.token_url = f"{self.base_url}/token"
 
     def start(self) -> ApiFront:
@@ -209,6 +255,7 @@ class ApiFront:
                         front.identities,
                         front.region,
                         front.clock(),
+                        front.service,
                     )
                 except Refused as refused:
                     with front._lock:
@@ -225,12 +272,15 @@ class ApiFront:
                     return
                 parts = urlsplit(self.path)
                 stage_prefix = f"/{STAGE}"
-                path = (
-                    parts.path[len(stage_prefix) :]
-                    if parts.path.startswith(stage_prefix + "/")
-                    else parts.path
-                )
-                event = rest_event(self.command, path, parts.query, headers, body, identity)
+                if front.function_url:
+                    event = function_url_event(self.command, parts.path, parts.query, headers, body, identity)
+                else:
+                    path = (
+                        parts.path[len(stage_prefix) :]
+                        if parts.path.startswith(stage_prefix + "/")
+                        else parts.path
+                    )
+                    event = rest_event(self.command, path, parts.query, headers, body, identity)
                 with front._lock:
                     front.forwarded += 1
                 response = front.handler(event, LocalContext())

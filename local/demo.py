@@ -132,7 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     token_url = real[1] if real else stack.standin.token_url
     idm_base = real[2] if real else stack.standin.base_url
     os.environ.update(
-        stack.function_env(CALLER_POLICY=json.dumps({REPORTING_ROLE: ["fr:idm:*"]}), **overrides)
+        stack.function_env(
+            CALLER_POLICY=json.dumps({REPORTING_ROLE: ["fr:idm:*"]}),
+            DIRECT_INVOKE_SCOPES="fr:idm:*",  # direct invokers may have fr:idm:* only (deny by default)
+            **overrides,
+        )
     )
     if os.environ.get("TOKEN_VENDOR_DEMO_QUIET", "1") == "1":
         os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
@@ -198,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  a refused request  raises {type(refused).__name__} (Lambda's error envelope, mapped by name)"
         )
+    try:
+        TokenClient.for_function("token-vendor", endpoint_url=invoke_api.endpoint).get_token("fr:am:*")
+    except TokenClientError as denied:
+        print(f"  fr:am:* directly   raises {type(denied).__name__} (DIRECT_INVOKE_SCOPES=fr:idm:*)")
     client = TokenClient(HttpTransport(front.token_url, session=signing_session(reporting)))
     over_http = client.get_token("fr:idm:*")
     print(f"\nsigned HTTP (SigV4, role {REPORTING_ROLE}) through the local API front {front.token_url}:")

@@ -41,6 +41,7 @@ def test_the_demo_vends_three_ways_with_one_exchange_and_prints_no_token() -> No
     assert "exchanges at AIC   1 (every caller above shared one token)" in out
     assert "TokenClient.for_function fingerprint" in out
     assert "a refused request  raises InvalidScope" in out
+    assert "fr:am:* directly   raises AccessDenied (DIRECT_INVOKE_SCOPES=fr:idm:*)" in out
     # Issue 11: revoke -> 401 -> report -> one fresh token, shared with the caller that reports next.
     assert "IDM answered 401; reported it (TokenClient.call); got" in out
     assert "from 1 exchange; IDM answered 200" in out

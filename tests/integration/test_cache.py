@@ -93,7 +93,7 @@ def test_refresh_ahead_refreshes_once_while_others_keep_the_cached_token(
 
     other = TokenTable(fresh_stack.table_name, fresh_stack.client("dynamodb"), clock=wall)
     key = cache_key(TENANT, fresh_stack.secret_id, ("fr:idm:*",))
-    assert other.try_lease(key, "other-container", 5, fresh_seconds=300) is None
+    assert other.try_lease(key, "other-container", 5, fresh_seconds=300).granted
     served = make_vendor(wall=wall).vend(direct("fr:idm:*"), budget())
     assert served.token.access_token == first.token.access_token
     assert fresh_stack.standin.exchanges == 1

@@ -51,7 +51,7 @@ def test_a_lease_holder_that_dies_mid_mint_costs_at_most_one_more_exchange(
     dead = make_vendor()
     key = cache_key(TENANT, fresh_stack.secret_id, ("fr:idm:*",))
     table = TokenTable(fresh_stack.table_name, fresh_stack.client("dynamodb"), clock=__import__("time").time)
-    assert table.try_lease(key, "dead-container", 1.0, fresh_seconds=300) is None
+    assert table.try_lease(key, "dead-container", 1.0, fresh_seconds=300).granted
     dead._mint(direct("fr:idm:*"), budget(), None, None)  # the exchange it made before dying
     vendors = [make_vendor(lease_seconds=5) for _ in range(CONTAINERS)]
 
@@ -75,7 +75,7 @@ def test_exactly_one_of_many_simultaneous_lease_attempts_wins(fresh_stack: Local
 
         def race(table: TokenTable, me: int, key: str = key, barrier: threading.Barrier = barrier) -> bool:
             barrier.wait()
-            return table.try_lease(key, f"holder-{me}", 5.0, fresh_seconds=300) is None
+            return table.try_lease(key, f"holder-{me}", 5.0, fresh_seconds=300).granted
 
         with ThreadPoolExecutor(max_workers=len(tables)) as pool:
             wins = list(pool.map(race, tables, range(len(tables))))

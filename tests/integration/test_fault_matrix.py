@@ -363,7 +363,7 @@ def test_a_table_blip_while_another_container_mints_does_not_mint_twice(world: W
 
     key = cache_key(TENANT, world.stack.secret_id, ("fr:idm:*",))
     other = TokenTable(world.stack.table_name, world.stack.client("dynamodb"), clock=world.wall)
-    assert other.try_lease(key, "other-container", 5.0, fresh_seconds=300) is None
+    assert other.try_lease(key, "other-container", 5.0, fresh_seconds=300).granted
     vendor = world.make(encrypt=False, wall=world.wall, metrics=world.metrics, dynamodb=world.dynamodb.client)
     # Our first read and lease attempt see the other holder; the first poll fails (a throttle blip).
     world.dynamodb.fail("GetItem", client_error("ThrottlingException", "GetItem"), times=1, skip=1)

@@ -342,7 +342,7 @@ def test_taking_the_lease_on_an_idle_item_moves_its_ttl_past_the_lease(fresh_sta
     _put(fresh_stack, {"pk": {"S": key}, "ttl": {"N": str(int(time.time()) - 600)}})  # idle, TTL passed
     table = TokenTable(fresh_stack.table_name, fresh_stack.client("dynamodb"), clock=time.time)
 
-    assert table.try_lease(key, "me", 10.0, fresh_seconds=300) is None
+    assert table.try_lease(key, "me", 10.0, fresh_seconds=300).granted
 
     assert int(_item(fresh_stack)["ttl"]["N"]) >= time.time() + 10 + 60
 

@@ -258,3 +258,12 @@ def test_a_request_refused_before_any_vend_still_has_its_audit_outcome(
     assert [a["outcome"] for a in audits] == ["NotFound", "MethodNotAllowed"]
     assert audits[0]["HttpStatus_404"] == 1
     assert audits[1]["HttpStatus_405"] == 1
+
+
+def test_a_function_url_event_is_served_by_the_same_front_under_the_same_policy(http: Any) -> None:
+    """Issue 13: Lambda function URL events (payload 2.0, requestContext.authorizer.iam)."""
+    status, headers, body = http(load("function_url.json"))
+
+    assert status == 200
+    assert body["scope"] == "fr:idm:*"
+    assert_no_store(headers)

@@ -74,14 +74,19 @@ class Envelope:
     def _data_key_for_encryption(self) -> tuple[bytes, bytes]:
         now = self._clock()
         with self._lock:
-            if self._current is None or now - self._current[2] >= self._data_key_seconds:
-                response = self._client.generate_data_key(
-                    KeyId=self._key_id, KeySpec="AES_256", EncryptionContext=self._context
-                )
-                plaintext, wrapped = response["Plaintext"], response["CiphertextBlob"]
-                self._current = (plaintext, wrapped, now)
-                self._remember(wrapped, plaintext, now)
-            return self._current[0], self._current[1]
+            current = self._current
+        if current is not None and now - current[2] < self._data_key_seconds:
+            return current[0], current[1]
+        # KMS is called outside the lock: a slow call must not hold the other threads of this container
+        # (found by simulation, seed 1518); two threads may then both make a data key, which is harmless.
+        response = self._client.generate_data_key(
+            KeyId=self._key_id, KeySpec="AES_256", EncryptionContext=self._context
+        )
+        plaintext, wrapped = response["Plaintext"], response["CiphertextBlob"]
+        with self._lock:
+            self._current = (plaintext, wrapped, now)
+            self._remember(wrapped, plaintext, now)
+        return plaintext, wrapped
 
     def _unwrap(self, wrapped: bytes) -> bytes:
         now = self._clock()

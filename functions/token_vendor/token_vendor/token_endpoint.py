@@ -8,10 +8,12 @@ One ``urllib3.PoolManager`` per execution environment keeps the TLS connection w
 from __future__ import annotations
 
 import email.utils
+import io
 import json
 import logging
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
+import urllib3.connection
 
 from token_vendor.assertion import Assertion
 from token_vendor.deadline import Deadline
@@ -51,6 +54,83 @@ class IssuedToken:
 
     def __repr__(self) -> str:
         return f"IssuedToken(expires_in={self.expires_in}, jti={self.jti!r}, attempts={self.attempts})"
+
+
+_exchange = threading.local()  # the running exchange's deadline, read by every socket read
+
+
+class _DeadlineSocket:
+    """A connection's socket whose every read waits at most until the exchange's deadline.
+
+    urllib3's read timeout applies to each socket read, so a token endpoint that drips one byte at a time
+    could hold an exchange (and the lease) far past the Lambda's end. Every read here is bounded by what
+    is left of the deadline instead: the whole exchange (headers and body) ends in time, with no thread.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._timeout = sock.gettimeout()
+
+    def settimeout(self, value: float | None) -> None:
+        self._timeout = value
+        self._sock.settimeout(value)
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def _bound(self) -> None:
+        deadline: Deadline | None = getattr(_exchange, "deadline", None)
+        if deadline is None:
+            return
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise TimeoutError("the exchange's time is up")
+        self._sock.settimeout(remaining if self._timeout is None else min(self._timeout, remaining))
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        self._bound()
+        return self._sock.recv_into(buffer, nbytes, flags)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        self._bound()
+        return self._sock.recv(bufsize, flags)
+
+    def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
+        # http.client reads the status line, the headers and the body through this file.
+        return io.BufferedReader(socket.SocketIO(self, "rb"))  # type: ignore[arg-type]
+
+    def _decref_socketios(self) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _BoundedHTTPConnection(urllib3.connection.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock)
+
+
+class _BoundedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock)
+
+
+class _BoundedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _BoundedHTTPConnection
+
+
+class _BoundedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _BoundedHTTPSConnection
+
+
+def bounded_pool_manager() -> urllib3.PoolManager:
+    """One pool per execution environment (keeps TLS warm), whose connections honour the deadline."""
+    manager = urllib3.PoolManager(num_pools=2, maxsize=4, retries=False)
+    manager.pool_classes_by_scheme = {"http": _BoundedHTTPPool, "https": _BoundedHTTPSPool}
+    return manager
 
 
 class _Retryable(Exception):
@@ -150,7 +230,7 @@ class TokenEndpoint:
     ) -> None:
         self.url = url
         self._host = urlsplit(url).hostname or url
-        self._pool = pool or urllib3.PoolManager(num_pools=2, maxsize=4, retries=False)
+        self._pool = pool or bounded_pool_manager()
         self._sleep = sleep
         self._wall_clock = wall_clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
@@ -180,7 +260,7 @@ class TokenEndpoint:
                 break
             assertion = sign()  # a fresh jti for every attempt
             try:
-                token, expires_in, scope = self._bounded_attempt(assertion, scopes, deadline)
+                token, expires_in, scope = self._attempt(assertion, scopes, deadline)
             except _Retryable as exc:
                 last = exc
                 logger.warning(
@@ -206,35 +286,6 @@ class TokenEndpoint:
             f"token endpoint unavailable: {reason}", retry_after=max(1, min(retry_after, 60))
         )
 
-    def _bounded_attempt(
-        self, assertion: Assertion, scopes: Scopes, deadline: Deadline
-    ) -> tuple[str, int, str | None]:
-        """One attempt that ends by the deadline whatever the server does.
-
-        urllib3's read timeout applies to each socket read, so a server that drips one byte at a time
-        could hold an attempt (and the lease) far past the Lambda's end. The attempt runs on a worker
-        thread; when time is up we stop waiting, and the thread ends with the socket's own timeout.
-        """
-        budget = deadline.remaining()
-        outcome: list[tuple[str, int, str | None] | BaseException] = []
-        done = threading.Event()
-
-        def run() -> None:
-            try:
-                outcome.append(self._attempt(assertion, scopes, deadline))
-            except BaseException as exc:  # handed to the caller's thread below
-                outcome.append(exc)
-            finally:
-                done.set()
-
-        threading.Thread(target=run, name="token-exchange", daemon=True).start()
-        if not done.wait(budget):
-            raise _Retryable(f"no complete answer within the time left ({budget:.1f} s)")
-        result = outcome[0]
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return retry_after
@@ -256,6 +307,7 @@ class TokenEndpoint:
         timeout = urllib3.Timeout(
             connect=min(self._connect_timeout, remaining), read=min(self._read_timeout, remaining)
         )
+        _exchange.deadline = deadline
         try:
             response = self._pool.request(
                 "POST",
@@ -280,10 +332,14 @@ class TokenEndpoint:
             ) from exc
         except urllib3.exceptions.NewConnectionError as exc:  # a subclass of the timeout error in urllib3 2
             raise _Retryable(f"connection to {self._host} failed ({type(exc).__name__})") from exc
-        except urllib3.exceptions.TimeoutError as exc:
-            raise _Retryable(f"timed out ({type(exc).__name__})") from exc
-        except urllib3.exceptions.HTTPError as exc:
+        except (urllib3.exceptions.HTTPError, TimeoutError) as exc:
+            if deadline.remaining() <= 0:
+                raise _Retryable("no complete answer within the time left") from exc
+            if isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError)):
+                raise _Retryable(f"timed out ({type(exc).__name__})") from exc
             raise _Retryable(f"connection failed ({type(exc).__name__})") from exc
+        finally:
+            _exchange.deadline = None
         status = response.status
         if status == 429 or status >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._wall_clock())

@@ -20,7 +20,7 @@ import binascii
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -76,6 +76,7 @@ class TableEntry:
     refresh_not_before: float | None = None  # after a failed refresh, nobody tries again before this
     refresh_backoff: float | None = None
     retired: Retired | None = None  # the last retirement of a token of this scope set
+    granted: bool = False  # from a lease attempt: the lease is ours, and this is the item as it was
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,18 @@ def _string(item: dict[str, Any], name: str, default: str = "") -> str:
     return value
 
 
+def _lease_values(holder: str, seconds: float, now: float) -> dict[str, Any]:
+    """What every lease write sets and checks: holder, end, a TTL past the lease, and the free-lease test."""
+    return {
+        ":h": {"S": holder},
+        ":u": {"N": repr(now + seconds)},
+        ":now": {"N": repr(now)},
+        ":ttl": {"N": str(int(now + seconds) + _LEASE_ITEM_TTL)},
+        ":far": {"N": repr(now + MAX_LEASE_SECONDS)},
+        ":num": {"S": "N"},
+    }
+
+
 def token_aad(key: str, expires_at: float, scope: str) -> bytes:
     """What AES-GCM authenticates with the token: the item's key, its expiry and its scope. A table writer
     who moves a token or extends its expiry gets a ciphertext that no longer opens (a miss)."""
@@ -174,27 +187,24 @@ class TokenTable:
         *,
         key_version: str | None = None,
         refresh: bool = False,
-    ) -> TableEntry | None:
+    ) -> TableEntry:
         """Take the lease to mint, unless someone holds it, the item already has a fresh token, AIC's
         rejection is remembered, or (``refresh``) a failed refresh's backoff is running.
 
-        Returns None when the lease is ours, else the item as it stands (so a token stored a moment ago
-        by the previous holder is served instead of minting again). ``fresh_seconds`` None ignores the
-        stored token (it could not be read). A rejection of another secret version than ``key_version``
-        does not hold (a rotated key gets its chance at once).
+        Returns the item: ``granted`` when the lease is ours (as it was before), else as it stands (so a
+        token stored a moment ago by the previous holder is served instead of minting again).
+        ``fresh_seconds`` None ignores the stored token (it could not be read). A rejection of another
+        secret version than ``key_version`` does not hold (a rotated key gets its chance at once).
         """
         now = self._clock()
-        values: dict[str, Any] = {
-            ":h": {"S": holder},
-            ":u": {"N": repr(now + seconds)},
-            ":now": {"N": repr(now)},
-            ":ttl": {"N": str(int(now + seconds) + _LEASE_ITEM_TTL)},
-            ":far": {"N": repr(now + MAX_LEASE_SECONDS)},
-            ":negfar": {"N": repr(now + MAX_REJECTION_SECONDS)},
-            ":num": {"S": "N"},
-            ":any": {"S": ANY_VERSION},
-            ":ver": {"S": key_version or ANY_VERSION},
-        }
+        values = _lease_values(holder, seconds, now)
+        values.update(
+            {
+                ":negfar": {"N": repr(now + MAX_REJECTION_SECONDS)},
+                ":any": {"S": ANY_VERSION},
+                ":ver": {"S": key_version or ANY_VERSION},
+            }
+        )
         conditions = [
             _LEASE_FREE,
             # no remembered rejection that holds for this key version (CONTRACT section 8)
@@ -215,20 +225,12 @@ class TokenTable:
 
     def try_retire(
         self, key: str, holder: str, seconds: float, rejected: str, min_interval: float
-    ) -> TableEntry | None:
+    ) -> TableEntry:
         """Take the lease to replace the token a caller reported (CONTRACT section 5), if that token is
-        still the stored one and the scope set was not retired within ``min_interval``. None: ours."""
+        still the stored one and the scope set was not retired within ``min_interval``."""
         now = self._clock()
-        values: dict[str, Any] = {
-            ":h": {"S": holder},
-            ":u": {"N": repr(now + seconds)},
-            ":now": {"N": repr(now)},
-            ":ttl": {"N": str(int(now + seconds) + _LEASE_ITEM_TTL)},
-            ":far": {"N": repr(now + MAX_LEASE_SECONDS)},
-            ":num": {"S": "N"},
-            ":fp": {"S": rejected},
-            ":since": {"N": repr(now - min_interval)},
-        }
+        values = _lease_values(holder, seconds, now)
+        values.update({":fp": {"S": rejected}, ":since": {"N": repr(now - min_interval)}})
         conditions = [
             _LEASE_FREE,
             "fingerprint = :fp",
@@ -237,9 +239,9 @@ class TokenTable:
         ]
         return self._lease(key, conditions, values)
 
-    def _lease(self, key: str, conditions: list[str], values: dict[str, Any]) -> TableEntry | None:
+    def _lease(self, key: str, conditions: list[str], values: dict[str, Any]) -> TableEntry:
         try:
-            self._client.update_item(
+            response = self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": key}},
                 # ttl is set, not kept: an idle item's old ttl would let DynamoDB's sweep delete it mid-mint.
@@ -247,6 +249,7 @@ class TokenTable:
                 ConditionExpression=" AND ".join(conditions),
                 ExpressionAttributeNames={"#ttl": "ttl"},
                 ExpressionAttributeValues=values,
+                ReturnValues="ALL_OLD",  # the winner sees what it leased over (a short token, say)
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
@@ -255,7 +258,7 @@ class TokenTable:
             raise _fail("lease", exc) from exc
         except BotoCoreError as exc:
             raise _fail("lease", exc) from exc
-        return None
+        return replace(self._entry(key, response.get("Attributes")), granted=True)
 
     def renew(self, key: str, holder: str, seconds: float) -> bool:
         """Extend our lease (fenced: only while we still hold it). False if it was taken over."""

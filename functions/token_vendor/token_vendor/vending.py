@@ -118,21 +118,26 @@ class _Pending:
 class _KeyLocks:
     """One lock per cache key, alive while someone holds or waits for it (so never two for one key)."""
 
-    def __init__(self) -> None:
+    def __init__(self, new_lock: Callable[[], Any] = threading.Lock) -> None:
         self._guard = threading.Lock()
+        self._new_lock = new_lock  # the simulation passes a lock that yields to its scheduler
         self._locks: dict[str, list[Any]] = {}  # key -> [lock, holders and waiters]
 
     @contextmanager
-    def hold(self, key: str) -> Iterator[None]:
+    def hold(self, key: str, timeout: float = -1) -> Iterator[bool]:
+        """Hold the key's lock; yields False (without it) when ``timeout`` seconds pass first."""
         with self._guard:
             entry = self._locks.get(key)
             if entry is None:
-                entry = self._locks[key] = [threading.Lock(), 0]
+                entry = self._locks[key] = [self._new_lock(), 0]
             entry[1] += 1
+        acquired = False
         try:
-            with entry[0]:
-                yield
+            acquired = entry[0].acquire(timeout=timeout)
+            yield acquired
         finally:
+            if acquired:
+                entry[0].release()
             with self._guard:
                 entry[1] -= 1
                 if entry[1] == 0:
@@ -243,7 +248,11 @@ class TokenVendor:
         hit = self._memory_hit(key, need, request.rejected)
         if hit is not None:
             return hit
-        with self._locks.hold(key):  # one slow path per key per container; the others wait here
+        # One slow path per key per container; the others wait here, but never past their deadline.
+        wait = max(deadline.remaining() - MIN_WORK_SECONDS, 0.0)
+        with self._locks.hold(key, wait) as acquired:
+            if not acquired:
+                return self._after_lock_timeout(key, need, request.rejected)
             hit = self._memory_hit(key, need, request.rejected)
             if hit is not None:
                 return hit
@@ -252,6 +261,23 @@ class TokenVendor:
             if request.rejected is not None:
                 return self._retire(key, request, need, deadline)
             return self._slow_path(key, request, need, deadline)
+
+    def _after_lock_timeout(self, key: str, need: float, rejected: str | None) -> Vended:
+        """Another request of this container held the key's slow path too long (it may need more validity
+        than is cached, from an AIC that is down). A token of the fleet's that serves this request still
+        does (found by simulation, seed 551), unless it is the one this caller reports (seed 378)."""
+        entry = self._read_table(key)
+        token = entry.token if entry is not None else None
+        if (
+            token is not None
+            and token.seconds_left(self._clocks.wall()) >= need
+            and fingerprint(token.access_token) != rejected
+        ):
+            self._count("StaleServed")
+            return Vended(token, "stale")
+        raise UpstreamUnavailable(
+            "another request of this execution environment is getting this token; it did not finish in time"
+        )
 
     def _fresh(self, token: CachedToken | None, need: float) -> float:
         """Seconds a token must have left to be served without a refresh. A token AIC issued for less
@@ -274,10 +300,20 @@ class TokenVendor:
         in_memory = self._memory.get(key)
         local = self._rejections.get(key)
         if local is not None and self._holds(local):
-            return self._serve_despite(local, _Pending(key, request, need, deadline, in_memory, "memory"))
+            memory_only = _Pending(key, request, need, deadline, in_memory, "memory")
+            if memory_only.cached_serves(self._clocks.wall()):
+                return self._serve_despite(local, memory_only)
         entry = self._read_table(key)
-        if entry is None:  # shared cache down: degrade to minting without it
-            return self._mint_unshared(_Pending(key, request, need, deadline, in_memory, "memory"))
+        if entry is None:  # shared cache down: degrade to minting without it (unless AIC refused)
+            pending = _Pending(key, request, need, deadline, in_memory, "memory")
+            if local is not None and self._holds(local):
+                return self._serve_despite(local, pending)
+            return self._mint_unshared(pending)
+        if local is not None and self._holds(local):
+            # A token of the fleet's that still serves is served (found by simulation, seed 549).
+            best_known = _fresher(in_memory, entry.token)
+            tier = "table" if best_known is not None and best_known is entry.token else "memory"
+            return self._serve_despite(local, _Pending(key, request, need, deadline, best_known, tier))
         if entry.token is not None:
             hit = self._table_hit(key, entry, self._fresh(entry.token, need))
             if hit is not None:
@@ -333,7 +369,7 @@ class TokenVendor:
             except CacheUnavailable as exc:
                 self._note_cache_trouble(exc)
                 raise UpstreamUnavailable("the token cache is unavailable; report the token again") from exc
-            if current is None:
+            if current.granted:
                 return self._replace_retired(key, request, need, deadline, holder, lease)
             if current.lease_until is not None and current.lease_until > now:  # another reporter is on it
                 self._count("LeaseWaits")
@@ -410,7 +446,11 @@ class TokenVendor:
                 self._clocks.sleep(delay)  # a blip: one more look before minting a second token
                 continue
             failures = 0
-            if current is None:
+            if current.granted:
+                if current.token is not None and 0 < current.token.lifetime < pending.need:
+                    # AIC's last token lives, and is shorter than this need: minting again gives the same.
+                    self._table.release(pending.key, holder)
+                    self._refuse_if_short(current.token, pending.need)
                 return self._mint_as_holder(pending, holder, lease, refresh)
             served = self._serve_from_item(pending, current)
             if served is not None:

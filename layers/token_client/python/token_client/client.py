@@ -88,9 +88,17 @@ class TokenClient:
 
     @classmethod
     def for_url(
-        cls, url: str, *, region: str | None = None, session: Any = None, **kwargs: Any
+        cls,
+        url: str,
+        *,
+        region: str | None = None,
+        session: Any = None,
+        service: str | None = None,
+        **kwargs: Any,
     ) -> TokenClient:
-        return cls(HttpTransport(url, region=region, session=session), **kwargs)
+        """The REST API URL (…/v1/token) or a function URL (…lambda-url….on.aws/token); SigV4 signs for
+        ``execute-api`` or ``lambda`` by the host, or as ``service`` says."""
+        return cls(HttpTransport(url, region=region, session=session, service=service), **kwargs)
 
     def get_token(self, scope: str | Iterable[str], *, min_validity: int | None = None) -> Token:
         scopes = normalise(scope)

@@ -36,10 +36,20 @@ _EXECUTE_API_HOST = re.compile(
 )
 
 
+_FUNCTION_URL_HOST = re.compile(r"[a-z0-9]+\.lambda-url\.([a-z0-9-]+)\.on\.aws")
+
+
 def region_of(url: str) -> str | None:
-    """``https://abc123.execute-api.eu-west-2.amazonaws.com/v1/token`` -> ``eu-west-2``."""
-    match = _EXECUTE_API_HOST.fullmatch(urlsplit(url).hostname or "")
+    """``https://abc123.execute-api.eu-west-2.amazonaws.com/v1/token`` -> ``eu-west-2`` (also for a
+    function URL, ``https://xyz.lambda-url.eu-west-2.on.aws/token``)."""
+    host = urlsplit(url).hostname or ""
+    match = _EXECUTE_API_HOST.fullmatch(host) or _FUNCTION_URL_HOST.fullmatch(host)
     return match.group(1) if match else None
+
+
+def service_of(url: str) -> str:
+    """SigV4 signs for ``lambda`` at a function URL, for ``execute-api`` at API Gateway."""
+    return "lambda" if _FUNCTION_URL_HOST.fullmatch(urlsplit(url).hostname or "") else "execute-api"
 
 
 def _payload(scopes: tuple[str, ...], min_validity: int | None, rejected: str | None) -> dict[str, Any]:
@@ -132,8 +142,10 @@ class HttpTransport:
         region: str | None = None,
         pool: urllib3.PoolManager | None = None,
         timeout: float = 10.0,
+        service: str | None = None,
     ) -> None:
         self._url = url
+        self._service = service or service_of(url)
         self._session = session or new_session()
         # SigV4 must name the API's region: take it from an execute-api host, else the session's.
         self._region = region or region_of(url) or _session_region(self._session) or "us-east-1"
@@ -153,7 +165,7 @@ class HttpTransport:
         if credentials is None:
             raise AccessDenied("no AWS credentials found to sign the request")
         request = AWSRequest(method="GET", url=url)
-        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", self._region).add_auth(request)
+        SigV4Auth(credentials.get_frozen_credentials(), self._service, self._region).add_auth(request)
         try:
             response = self._pool.request(
                 "GET", url, headers=dict(request.headers.items()), timeout=self._timeout, retries=False

@@ -1,0 +1,318 @@
+"""A deterministic world for the real vendor code: scheduler, virtual clocks, DynamoDB, KMS and AIC.
+
+Every actor (one caller of one execution environment) is a thread, but only one runs at a time: it runs
+until its next I/O call or sleep, then hands the baton back, and the seeded scheduler picks who goes next.
+Virtual time moves only when every live actor sleeps. So one seed gives one history, byte for byte.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from tests.simulation.expressions import Condition, Item, apply_update
+
+
+class Crash(BaseException):
+    """The execution environment died: its actors do no more I/O (BaseException: nothing catches it)."""
+
+
+class Hang(Exception):
+    """The history ran past its step limit."""
+
+
+@dataclass
+class Actor:
+    name: str
+    env: int
+    run: Callable[[], None]
+    thread: threading.Thread | None = None
+    wake: float = 0.0
+    done: bool = False
+    stalled: float = 0.0  # seconds of injected stalls (a frozen process misses any deadline)
+
+
+class Scheduler:
+    """Hands one baton among actor threads; each choice comes from ``choose`` (seeded or scripted)."""
+
+    def __init__(self, choose: Callable[[int], int], *, max_steps: int = 20000) -> None:
+        self.choose = choose
+        self.now = 0.0
+        self.steps = 0
+        self.max_steps = max_steps
+        self.actors: list[Actor] = []
+        self.dead_envs: set[int] = set()
+        self._cond = threading.Condition()
+        self._running: Actor | None = None
+        self._local = threading.local()
+        self.log: list[str] = []
+        self.stall: Callable[[Actor], float] = lambda actor: 0.0  # extra sleep injected at a step
+        self.crash: Callable[[Actor], bool] = lambda actor: False
+
+    # -- called from actor threads ------------------------------------------------------------------
+    def current(self) -> Actor:
+        actor: Actor = self._local.actor
+        return actor
+
+    def point(self, label: str) -> None:
+        """An I/O call is about to happen: let the scheduler pick who runs next."""
+        actor = self.current()
+        if actor.env in self.dead_envs:
+            raise Crash
+        if self.crash(actor):
+            self.dead_envs.add(actor.env)
+            self.log.append(f"{self.now:8.3f} env{actor.env} CRASH before {label}")
+            raise Crash
+        stall = self.stall(actor)
+        if stall:
+            self.log.append(f"{self.now:8.3f} {actor.name} stalls {stall:.1f}s before {label}")
+            actor.wake = self.now + stall
+            actor.stalled += stall
+        self.log.append(f"{self.now:8.3f} {actor.name} {label}")
+        self._yield(actor)
+        if actor.env in self.dead_envs:
+            raise Crash
+
+    def sleep(self, seconds: float) -> None:
+        actor = self.current()
+        actor.wake = self.now + max(0.0, seconds)
+        self.log.append(f"{self.now:8.3f} {actor.name} sleeps {seconds:.3f}")
+        self._yield(actor)
+        if actor.env in self.dead_envs:
+            raise Crash
+
+    def _yield(self, actor: Actor) -> None:
+        with self._cond:
+            self._running = None
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._running is actor)
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def spawn(self, actor: Actor) -> None:
+        def body() -> None:
+            self._local.actor = actor
+            with self._cond:
+                self._cond.wait_for(lambda: self._running is actor)
+            try:
+                actor.run()
+            except Crash:
+                pass
+            finally:
+                with self._cond:
+                    actor.done = True
+                    self._running = None
+                    self._cond.notify_all()
+
+        actor.thread = threading.Thread(target=body, name=actor.name, daemon=True)
+        self.actors.append(actor)
+        actor.thread.start()
+
+    def run(self) -> None:
+        while True:
+            live = [a for a in self.actors if not a.done]
+            if not live:
+                return
+            ready = [a for a in live if a.wake <= self.now]
+            if not ready:
+                self.now = min(a.wake for a in live)
+                continue
+            self.steps += 1
+            if self.steps > self.max_steps:
+                raise Hang(f"more than {self.max_steps} steps")
+            chosen = ready[self.choose(len(ready))] if len(ready) > 1 else ready[0]
+            with self._cond:
+                self._running = chosen
+                self._cond.notify_all()
+                self._cond.wait_for(lambda: self._running is None)
+
+    def abandon(self) -> None:
+        """After a failure: release every waiting thread so the process can go on (they crash)."""
+        self.dead_envs.update(a.env for a in self.actors)
+        for actor in self.actors:
+            if not actor.done:
+                with self._cond:
+                    self._running = actor
+                    self._cond.notify_all()
+                    self._cond.wait_for(lambda actor=actor: actor.done, timeout=1.0)
+
+
+class CoopLock:
+    """A lock for code the scheduler runs: a waiter sleeps in virtual time instead of blocking the world."""
+
+    POLL = 0.05
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+        self._lock = threading.Lock()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        end = self._scheduler.now + timeout
+        while not self._lock.acquire(blocking=False):
+            if not blocking or (timeout >= 0 and self._scheduler.now >= end):
+                return False
+            self._scheduler.sleep(self.POLL)
+        return True
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> CoopLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+@dataclass
+class Observations:
+    """What the simulated services saw, for the invariants."""
+
+    exchanges: dict[str, int] = field(default_factory=dict)  # scope set -> successful exchanges
+    issued: dict[str, tuple[str, float]] = field(default_factory=dict)  # token -> (scope, expires_at)
+    lapses: int = 0  # leases granted over a lapsed holder
+    rejections: dict[str, int] = field(default_factory=dict)  # scope set -> AIC rejections answered
+    violations: list[str] = field(default_factory=list)
+    writes: int = 0
+
+
+def client_error(code: str, operation: str, item: Item | None = None) -> ClientError:
+    response: dict[str, Any] = {"Error": {"Code": code, "Message": f"simulated {code}"}}
+    if item is not None:
+        response["Item"] = item
+    return ClientError(response, operation)  # type: ignore[arg-type]
+
+
+class SimDynamoDB:
+    """Linearizable conditional reads and writes over the vendor's wire format, with lazy TTL and faults."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        observed: Observations,
+        rng: random.Random,
+        *,
+        fault_rate: float = 0.0,
+        weaken: str | None = None,
+    ) -> None:
+        self.items: dict[str, Item] = {}
+        self._scheduler = scheduler
+        self._observed = observed
+        self._rng = rng
+        self._fault_rate = fault_rate
+        self._weaken = weaken  # "fence": stores ignore their condition; "lease": leases ignore theirs
+
+    def _maybe_fail(self, operation: str) -> None:
+        if self._fault_rate and self._rng.random() < self._fault_rate:
+            raise client_error("ProvisionedThroughputExceededException", operation)
+
+    def _live(self, key: str) -> Item | None:
+        item = self.items.get(key)
+        # Lazy TTL: an item past its ttl may or may not be gone yet (DynamoDB deletes within days).
+        expired = item is not None and "ttl" in item and float(item["ttl"]["N"]) < self._scheduler.now - 1
+        if expired and self._rng.random() < 0.5:
+            del self.items[key]
+            return None
+        return item
+
+    def get_item(self, *, TableName: str, Key: dict[str, Any], ConsistentRead: bool = True) -> dict[str, Any]:
+        self._scheduler.point("GetItem")
+        self._maybe_fail("GetItem")
+        item = self._live(Key["pk"]["S"])
+        return {"Item": {k: dict(v) for k, v in item.items()}} if item else {}
+
+    def put_item(
+        self,
+        *,
+        TableName: str,
+        Item: Item,
+        ConditionExpression: str,
+        ExpressionAttributeValues: dict[str, Any],
+        ExpressionAttributeNames: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        self._scheduler.point("PutItem")
+        self._maybe_fail("PutItem")
+        key = Item["pk"]["S"]
+        current = self._live(key)
+        honest = Condition(ConditionExpression, ExpressionAttributeNames or {}, ExpressionAttributeValues)
+        passes = honest.evaluate(current)
+        if self._weaken == "fence":
+            if not passes:
+                self._observed.violations.append("invariant 3: a fenced-out lease holder wrote the token")
+            passes = True
+        if not passes:
+            raise client_error("ConditionalCheckFailedException", "PutItem")
+        retiring = current is not None and Item.get("retired_fp") == current.get("fingerprint")
+        compared = current is not None and "expires_at" in current and "expires_at" in Item and not retiring
+        if compared and float(Item["expires_at"]["N"]) < float(current["expires_at"]["N"]):  # type: ignore[index]
+            self._observed.violations.append("invariant 3: the table went backwards (an earlier expiry)")
+        self.items[key] = {k: dict(v) for k, v in Item.items()}
+        self._observed.writes += 1
+        return {}
+
+    def update_item(
+        self,
+        *,
+        TableName: str,
+        Key: dict[str, Any],
+        UpdateExpression: str,
+        ConditionExpression: str,
+        ExpressionAttributeValues: dict[str, Any],
+        ExpressionAttributeNames: dict[str, str] | None = None,
+        ReturnValuesOnConditionCheckFailure: str = "NONE",
+        ReturnValues: str = "NONE",
+    ) -> dict[str, Any]:
+        self._scheduler.point("UpdateItem")
+        self._maybe_fail("UpdateItem")
+        key = Key["pk"]["S"]
+        current = self._live(key)
+        names = ExpressionAttributeNames or {}
+        passes = Condition(ConditionExpression, names, ExpressionAttributeValues).evaluate(current)
+        taking_lease = "lease_until = :u" in UpdateExpression and "lease_holder = :h" in UpdateExpression
+        if self._weaken == "lease" and taking_lease:
+            passes = True
+        if not passes:
+            old = {k: dict(v) for k, v in current.items()} if current else None
+            raise client_error(
+                "ConditionalCheckFailedException",
+                "UpdateItem",
+                old if ReturnValuesOnConditionCheckFailure == "ALL_OLD" else None,
+            )
+        if taking_lease and current and "lease_until" in current:
+            holder_then = current.get("lease_holder", {}).get("S")
+            granted_at = float(ExpressionAttributeValues.get(":now", {"N": "0"})["N"])
+            if holder_then and float(current["lease_until"]["N"]) < granted_at:  # taken over a lapsed lease
+                self._observed.lapses += 1
+        if "neg_until = :nu" in UpdateExpression:
+            scope = key.split("|", 2)[-1]
+            if not self._observed.rejections.get(scope):
+                self._observed.violations.append(
+                    "invariant 5: a negative-cache entry without an AIC rejection"
+                )
+        before = {k: dict(v) for k, v in current.items()} if current else None
+        self.items[key] = apply_update(
+            current or {"pk": {"S": key}}, UpdateExpression, names, ExpressionAttributeValues
+        )
+        return {"Attributes": before} if ReturnValues == "ALL_OLD" and before else {}
+
+
+class SimKMS:
+    def __init__(self, scheduler: Scheduler, rng: random.Random) -> None:
+        self._scheduler = scheduler
+        self._rng = rng
+
+    def generate_data_key(self, **_: Any) -> dict[str, Any]:
+        self._scheduler.point("KMS GenerateDataKey")
+        plaintext = bytes(self._rng.getrandbits(8) for _ in range(32))
+        return {"Plaintext": plaintext, "CiphertextBlob": b"wrapped:" + plaintext}
+
+    def decrypt(self, *, CiphertextBlob: bytes, **_: Any) -> dict[str, Any]:
+        self._scheduler.point("KMS Decrypt")
+        if not CiphertextBlob.startswith(b"wrapped:"):
+            raise client_error("InvalidCiphertextException", "Decrypt")
+        return {"Plaintext": CiphertextBlob[len(b"wrapped:") :]}
