@@ -29,6 +29,7 @@ from tests.simulation.world import (
 from token_vendor import vending
 from token_vendor.assertion import Assertion
 from token_vendor.cached_token import CachedToken, cache_key, fingerprint
+from token_vendor.coordination import KeyLocks
 from token_vendor.deadline import Deadline
 from token_vendor.envelope import Envelope
 from token_vendor.errors import TokenVendorError
@@ -335,7 +336,7 @@ def run_history(
             )
         )
     for vendor in vendors:
-        vendor._locks = vending._KeyLocks(lambda: CoopLock(scheduler))
+        vendor._locks = KeyLocks(lambda: CoopLock(scheduler))
     outcomes: list[Outcome] = []
 
     def caller(index: int, env: int, requests: list[Request]) -> Callable[[], None]:

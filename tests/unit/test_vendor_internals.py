@@ -5,14 +5,14 @@ from __future__ import annotations
 import threading
 
 from token_vendor.cached_token import cache_key
+from token_vendor.coordination import MAX_REMEMBERED_REJECTIONS, KeyLocks, RememberedRejections
 from token_vendor.token_table import Rejection
-from token_vendor.vending import MAX_REMEMBERED_REJECTIONS, _KeyLocks, _Rejections
 
 
 def test_a_key_waited_for_keeps_its_one_lock_however_many_other_keys_come_and_go() -> None:
     """A lock handed out but not yet acquired used to count as unlocked and be pruned: after 1,030 other
     keys the same key got a second lock, and two threads of one container were on its slow path."""
-    locks = _KeyLocks()
+    locks = KeyLocks()
     inside = threading.Event()
     release = threading.Event()
     overlaps: list[int] = []
@@ -46,7 +46,7 @@ def test_a_key_waited_for_keeps_its_one_lock_however_many_other_keys_come_and_go
 
 
 def test_the_lock_map_holds_only_keys_in_use() -> None:
-    locks = _KeyLocks()
+    locks = KeyLocks()
     with locks.hold("a"), locks.hold("b"):
         assert len(locks) == 2
     assert len(locks) == 0
@@ -56,7 +56,7 @@ def test_pruning_remembered_rejections_is_safe_while_others_insert() -> None:
     """The dict was rebuilt without a lock while another thread inserted ("dictionary changed size
     during iteration" inside an exception handler, which skipped the lease release)."""
     now = [1000.0]
-    rejections = _Rejections(lambda: now[0])
+    rejections = RememberedRejections(lambda: now[0])
     errors: list[BaseException] = []
 
     def insert(offset: int) -> None:

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from token_vendor.assertion import Assertion, sign_assertion
+from token_vendor.authorization import Authorizer
 from token_vendor.cached_token import CachedToken, cache_key, fingerprint
-from token_vendor.caller_policy import CallerPolicy, normalise_principal, scopes_match
+from token_vendor.coordination import KeyLocks, RememberedRejections
 from token_vendor.deadline import Deadline
 from token_vendor.errors import (
-    AccessDenied,
     InvalidRequest,
     TokenVendorError,
     UpstreamRejected,
@@ -30,7 +28,6 @@ from token_vendor.errors import (
 )
 from token_vendor.key_source import KeySource, ServiceAccountKey
 from token_vendor.memory_cache import MemoryCache
-from token_vendor.scopes import check_allowed
 from token_vendor.settings import Settings
 from token_vendor.token_endpoint import IssuedToken, TokenEndpoint
 from token_vendor.token_table import (
@@ -42,7 +39,7 @@ from token_vendor.token_table import (
     TableEntry,
     TokenTable,
 )
-from token_vendor.vend_request import DIRECT_CALLER, VendRequest
+from token_vendor.vend_request import VendRequest
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 
@@ -51,7 +48,6 @@ logger = logging.getLogger("token_vendor").getChild(__name__)
 LEASE_SECONDS = 10.0
 LEASE_MARGIN_SECONDS = 0.5  # the holder's work ends this much before its lease does
 NEGATIVE_CACHE_SECONDS = 60.0
-MAX_REMEMBERED_REJECTIONS = 256
 POLL_FIRST = 0.05
 POLL_MAX = 0.5
 # While another container may be minting, a failed table call is retried this many times before this
@@ -115,60 +111,6 @@ class _Pending:
         return self.cached is not None and self.cached.seconds_left(now) >= self.need
 
 
-class _KeyLocks:
-    """One lock per cache key, alive while someone holds or waits for it (so never two for one key)."""
-
-    def __init__(self, new_lock: Callable[[], Any] = threading.Lock) -> None:
-        self._guard = threading.Lock()
-        self._new_lock = new_lock  # the simulation passes a lock that yields to its scheduler
-        self._locks: dict[str, list[Any]] = {}  # key -> [lock, holders and waiters]
-
-    @contextmanager
-    def hold(self, key: str, timeout: float = -1) -> Iterator[bool]:
-        """Hold the key's lock; yields False (without it) when ``timeout`` seconds pass first."""
-        with self._guard:
-            entry = self._locks.get(key)
-            if entry is None:
-                entry = self._locks[key] = [self._new_lock(), 0]
-            entry[1] += 1
-        acquired = False
-        try:
-            acquired = entry[0].acquire(timeout=timeout)
-            yield acquired
-        finally:
-            if acquired:
-                entry[0].release()
-            with self._guard:
-                entry[1] -= 1
-                if entry[1] == 0:
-                    del self._locks[key]
-
-    def __len__(self) -> int:
-        return len(self._locks)
-
-
-class _Rejections:
-    """AIC's rejections remembered in this container (the table remembers them for the fleet)."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._items: dict[str, Rejection] = {}
-
-    def get(self, key: str) -> Rejection | None:
-        with self._lock:
-            return self._items.get(key)
-
-    def put(self, key: str, rejection: Rejection) -> None:
-        with self._lock:
-            if len(self._items) >= MAX_REMEMBERED_REJECTIONS:  # forget the expired ones first
-                now = self._clock()
-                self._items = {k: r for k, r in self._items.items() if r.until > now}
-                while len(self._items) >= MAX_REMEMBERED_REJECTIONS:
-                    self._items.pop(next(iter(self._items)))
-            self._items[key] = rejection
-
-
 class TokenVendor:
     def __init__(
         self,
@@ -192,53 +134,17 @@ class TokenVendor:
         self._clocks = clocks or Clocks()
         self._lease_seconds = lease_seconds
         self._new_jti = new_jti
-        self._policy = CallerPolicy(settings.caller_policy)
+        self._authorizer = Authorizer(settings, on_denied=lambda: self._count("AccessDenied"))
         # The cache identifies the account without reading the secret, so a table hit needs no key.
         self._account_ref = settings.service_account_id or settings.secret_id
-        self._rejections = _Rejections(self._clocks.wall)
-        self._locks = _KeyLocks()
+        self._rejections = RememberedRejections(self._clocks.wall)
+        self._locks = KeyLocks()
         self._misconfiguration_logged = False
         table.on_misconfigured = self._note_misconfigured
 
     # -- policy (pure, before any I/O) ------------------------------------------------------------
     def authorize(self, request: VendRequest) -> None:
-        """Who may have what (CONTRACT section 6), decided before any I/O.
-
-        The caller's own grant is checked first, so a caller the policy does not cover learns nothing
-        about ``ALLOWED_SCOPES`` (403 whatever it asks for); then what this deployment may mint at all.
-        """
-        if request.caller == DIRECT_CALLER:
-            self._authorize_direct(request)
-        else:
-            self._authorize_http(request)
-        check_allowed(request.scopes, self.settings.allowed_scopes)
-
-    def _authorize_direct(self, request: VendRequest) -> None:
-        # lambda:InvokeFunction is often granted on "*" (PowerUserAccess): invoking is not a grant.
-        globs = self.settings.direct_invoke_scopes
-        if globs is None:
-            self._count("AccessDenied")
-            raise AccessDenied(
-                "direct invocation is not enabled for this deployment (DIRECT_INVOKE_SCOPES is not set)"
-            )
-        if not scopes_match(globs, request.scopes):
-            self._count("AccessDenied")
-            raise AccessDenied(
-                f"direct invokers may not obtain scope set '{' '.join(request.scopes)}' "
-                "(DIRECT_INVOKE_SCOPES does not cover it)"
-            )
-
-    def _authorize_http(self, request: VendRequest) -> None:
-        principal = normalise_principal(request.caller)
-        evaluated = request.caller if principal == request.caller else f"{request.caller} (as {principal})"
-        if not self._policy.names(request.caller):
-            self._count("AccessDenied")
-            raise AccessDenied(f"caller {evaluated} is not named in CALLER_POLICY")
-        if not self._policy.allows(request.caller, request.scopes):
-            self._count("AccessDenied")
-            raise AccessDenied(
-                f"caller {evaluated} is not allowed scope set '{' '.join(request.scopes)}' by CALLER_POLICY"
-            )
+        self._authorizer.authorize(request)
 
     # -- the vend path ----------------------------------------------------------------------------
     def vend(self, request: VendRequest, deadline: Deadline) -> Vended:
