@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,3 +50,15 @@ def local_lambda(function_env: Any) -> Iterator[Any]:
     service = LocalLambda({"token-vendor": app.lambda_handler}).start()
     yield service
     service.stop()
+
+
+def aic_token(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a shell user would: a fresh process of this interpreter (the client is installed)."""
+    return subprocess.run(
+        [sys.executable, "-m", "token_client", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )

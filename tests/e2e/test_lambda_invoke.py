@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -13,6 +11,7 @@ import pytest
 import urllib3
 
 from local.stack import LocalStack
+from tests.e2e.conftest import aic_token
 from token_client import InvalidRequest, InvalidScope, TokenClient, TransportError
 
 pytestmark = pytest.mark.e2e
@@ -66,25 +65,10 @@ def test_an_unknown_function_is_a_transport_error(local_lambda: Any) -> None:
 
 def test_the_cli_function_mode_works_locally(local_lambda: Any, fresh_stack: LocalStack) -> None:
     env = {**os.environ, "AWS_ENDPOINT_URL_LAMBDA": local_lambda.endpoint, "AWS_DEFAULT_REGION": "us-east-1"}
-    cli = [sys.executable, "-m", "token_client", "--function", "token-vendor"]
-    result = subprocess.run(
-        [*cli, "--scope", "fr:idm:*", "--header"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=60,
-    )
+    result = aic_token("--function", "token-vendor", "--scope", "fr:idm:*", "--header", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Authorization: Bearer ")
-    refused = subprocess.run(
-        [*cli, "--scope", "a,b"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=60,
-    )
+    refused = aic_token("--function", "token-vendor", "--scope", "a,b", env=env)
     assert refused.returncode == 3, refused.stderr
     assert refused.stderr.count("\n") == 1
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 import urllib3
 
 from local.stack import LocalStack
+from tests.e2e.conftest import aic_token
 from token_client import TokenClient
 from token_client.client import fingerprint
 
@@ -49,25 +48,10 @@ def test_revoke_report_one_fresh_token_shared_by_every_caller(
 def test_the_cli_reports_a_rejected_token_by_fingerprint(local_lambda: Any, fresh_stack: LocalStack) -> None:
     old = TokenClient.for_function("token-vendor", endpoint_url=local_lambda.endpoint).get_token("fr:idm:*")
     env = {**os.environ, "AWS_ENDPOINT_URL_LAMBDA": local_lambda.endpoint, "AWS_DEFAULT_REGION": "us-east-1"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "token_client",
-            "--function",
-            "token-vendor",
-            "--scope",
-            "fr:idm:*",
-            "--json",
-            "--rejected",
-            fingerprint(old.access_token),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=60,
-    )
+    result = aic_token(
+        "--function", "token-vendor", "--scope", "fr:idm:*", "--json",
+        "--rejected", fingerprint(old.access_token), env=env,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert '"fingerprint"' in result.stdout
     assert fingerprint(old.access_token) not in result.stdout

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from botocore.credentials import Credentials
 
 from local.api_front import ApiFront, Identity
 from local.stack import LocalStack, signing_session
+from tests.e2e.conftest import aic_token
 from token_client import AccessDenied, HttpTransport, TokenClient
 
 pytestmark = pytest.mark.e2e
@@ -133,14 +132,7 @@ def test_the_cli_header_works_against_idm(
         "AWS_SESSION_TOKEN": reporting.session_token or "",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "token_client", "--scope", "fr:idm:*", "--url", front.token_url, "--header"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=60,
-    )
+    result = aic_token("--scope", "fr:idm:*", "--url", front.token_url, "--header", env=env)
     assert result.returncode == 0, result.stderr
     name, value = result.stdout.strip().split(": ", 1)
     assert name == "Authorization"
@@ -160,14 +152,7 @@ def test_the_cli_reports_a_denial_in_one_line_with_its_exit_code(front: ApiFront
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     env.pop("AWS_SESSION_TOKEN", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "token_client", "--scope", "fr:idm:*", "--url", front.token_url],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=60,
-    )
+    result = aic_token("--scope", "fr:idm:*", "--url", front.token_url, env=env)
     assert result.returncode == 4
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1
