@@ -168,3 +168,23 @@ def test_if_the_replacement_cannot_be_minted_reporters_get_unavailable_and_other
     with pytest.raises(UpstreamUnavailable):
         vendor.vend(report("fr:idm:*", old), budget())
     assert other.vend(plain("fr:idm:*"), budget()).token.access_token == old  # make-before-break
+
+
+def test_an_item_whose_stored_fingerprint_was_altered_cannot_loop_a_reporter(
+    make_vendor: Any, fresh_stack: LocalStack
+) -> None:
+    """A table writer changes the item's clear fingerprint: the retirement's condition then never holds.
+    The reporter gets a retryable error promptly instead of spinning until its deadline."""
+    from token_vendor.cached_token import cache_key
+
+    vendor = make_vendor(sleeps=[])
+    old = vendor.vend(plain("fr:idm:*"), budget()).token.access_token
+    key = cache_key("openam-local-standin.id.forgerock.io", fresh_stack.secret_id, ("fr:idm:*",))
+    dynamodb = fresh_stack.client("dynamodb")
+    item = dynamodb.get_item(TableName=fresh_stack.table_name, Key={"pk": {"S": key}})["Item"]
+    item["fingerprint"] = {"S": "000000000000"}
+    dynamodb.put_item(TableName=fresh_stack.table_name, Item=item)
+
+    with pytest.raises(UpstreamUnavailable, match="could not be retired now"):
+        make_vendor(sleeps=[]).vend(report("fr:idm:*", old), budget())
+    assert fresh_stack.standin.exchanges == 1

@@ -89,7 +89,7 @@ class _DeadlineSocket:
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         self._bound()
-        return self._sock.recv_into(buffer, nbytes, flags)
+        return self._sock.recv_into(buffer, nbytes, flags)  # plain or TLS: test_tls_exchange.py
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         self._bound()
@@ -126,9 +126,9 @@ class _BoundedHTTPSPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _BoundedHTTPSConnection
 
 
-def bounded_pool_manager() -> urllib3.PoolManager:
+def bounded_pool_manager(**options: Any) -> urllib3.PoolManager:
     """One pool per execution environment (keeps TLS warm), whose connections honour the deadline."""
-    manager = urllib3.PoolManager(num_pools=2, maxsize=4, retries=False)
+    manager = urllib3.PoolManager(num_pools=2, maxsize=4, retries=False, **options)
     manager.pool_classes_by_scheme = {"http": _BoundedHTTPPool, "https": _BoundedHTTPSPool}
     return manager
 
