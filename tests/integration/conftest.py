@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from local.stack import TENANT, LocalStack
+from token_vendor.cached_token import CachedToken
 from token_vendor.deadline import Deadline
 from token_vendor.envelope import Envelope
 from token_vendor.key_source import KeySource
@@ -97,6 +99,29 @@ def make_vendor(fresh_stack: LocalStack) -> Callable[..., TokenVendor]:
         )
 
     return build
+
+
+@dataclass
+class RefreshFleet:
+    """Containers sharing one token that has just entered the refresh-ahead window."""
+
+    containers: list[TokenVendor]
+    token: CachedToken
+    wall: FakeWall
+    metrics: Recorder
+
+
+def fleet_in_refresh_window(make_vendor: Any, stack: LocalStack, fault: Any, size: int = 5) -> RefreshFleet:
+    """``size`` containers, one token minted and shared, then AIC starts answering ``fault`` and the clock
+    moves to 200 s before expiry: inside the refresh-ahead window (300 s), above the 120 s a caller needs."""
+    wall = FakeWall()
+    metrics = Recorder()
+    containers = [make_vendor(wall=wall, sleeps=[], metrics=metrics) for _ in range(size)]
+    token = containers[0].vend(direct("fr:idm:*"), budget()).token
+    stack.standin.reset_counters()
+    stack.standin.set_sticky_fault(fault)
+    wall.advance(899 - 200)
+    return RefreshFleet(containers, token, wall, metrics)
 
 
 def direct(scope: str, min_validity: int | None = None) -> VendRequest:

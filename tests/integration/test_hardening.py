@@ -13,7 +13,7 @@ import pytest
 
 from local.aic_standin import Fault
 from local.stack import TENANT, LocalStack, new_rsa_key, public_jwk
-from tests.integration.conftest import FakeWall, Recorder, budget, direct
+from tests.integration.conftest import FakeWall, budget, direct, fleet_in_refresh_window
 from tests.integration.test_http import POLICY, load
 from tests.leak_canary import CANARY, FIGURES
 from token_vendor.cached_token import cache_key
@@ -290,13 +290,8 @@ def test_refresh_during_an_outage_makes_at_most_three_attempts_and_serves_everyo
     make_vendor: Any, fresh_stack: LocalStack
 ) -> None:
     FIGURES["faults"] += 1
-    wall = FakeWall()
-    metrics = Recorder()
-    containers = [make_vendor(wall=wall, sleeps=[], metrics=metrics) for _ in range(5)]
-    original = containers[0].vend(direct("fr:idm:*"), budget())
-    fresh_stack.standin.reset_counters()
-    fresh_stack.standin.set_sticky_fault(Fault("status", status=503))
-    wall.advance(899 - 200)  # 200 s left: inside the refresh-ahead window, more than the 120 s needed
+    fleet = fleet_in_refresh_window(make_vendor, fresh_stack, Fault("status", status=503))
+    containers, wall, metrics = fleet.containers, fleet.wall, fleet.metrics
 
     served = []
     for i in range(14):
@@ -305,7 +300,7 @@ def test_refresh_during_an_outage_makes_at_most_three_attempts_and_serves_everyo
         served.append(containers[i % 5].vend(direct("fr:idm:*"), budget()))
 
     assert fresh_stack.standin.token_requests <= 3
-    assert all(v.token.access_token == original.token.access_token for v in served)
+    assert all(v.token.access_token == fleet.token.access_token for v in served)
     item = _item(fresh_stack)
     assert float(item["refresh_backoff"]["N"]) == 10.0
     assert metrics.counts.get("StaleServed", 0) >= 1

@@ -11,7 +11,7 @@ import pytest
 
 from local.aic_standin import Fault
 from local.stack import LocalStack
-from tests.integration.conftest import FakeWall, Recorder, budget, direct
+from tests.integration.conftest import FakeWall, budget, direct, fleet_in_refresh_window
 from tests.leak_canary import FIGURES
 from token_vendor.deadline import Deadline
 from token_vendor.errors import InvalidRequest, UpstreamRejected, UpstreamUnavailable
@@ -27,18 +27,13 @@ def test_a_rejection_during_a_refresh_serves_the_cached_token_fleet_wide_with_on
     make_vendor: Any, fresh_stack: LocalStack
 ) -> None:
     FIGURES["faults"] += 1
-    wall = FakeWall()
-    metrics = Recorder()
-    containers = [make_vendor(wall=wall, sleeps=[], metrics=metrics) for _ in range(5)]
-    original = containers[0].vend(direct("fr:idm:*"), budget())
-    fresh_stack.standin.reset_counters()
-    fresh_stack.standin.set_sticky_fault(Fault("status", status=400, body=INVALID_SCOPE))
-    wall.advance(899 - 200)  # inside the refresh-ahead window, still more than the 120 s needed
+    fleet = fleet_in_refresh_window(make_vendor, fresh_stack, Fault("status", status=400, body=INVALID_SCOPE))
+    containers, metrics = fleet.containers, fleet.metrics
 
     served = [containers[i % 5].vend(direct("fr:idm:*"), budget()) for i in range(14)]
 
     assert fresh_stack.standin.token_requests == 1  # the rejection is remembered for the fleet
-    assert all(v.token.access_token == original.token.access_token for v in served)
+    assert all(v.token.access_token == fleet.token.access_token for v in served)
     assert metrics.counts["StaleServed"] >= 13
 
     # For a caller the cached token cannot serve, the remembered rejection is the answer, without asking AIC.
