@@ -4,6 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 LINT_VENV := .venv-lint
 SAM_VENV := .venv-sam
+CLIENTS_VENV := .venv-clients
 PY := $(VENV)/bin/python
 PIP_FLAGS := --disable-pip-version-check --quiet
 # Our own code is installed in editable mode (the function package and the client distribution), so
@@ -23,6 +24,16 @@ $(LINT_VENV)/.installed: requirements-lint.txt
 	$(LINT_VENV)/bin/pip install $(PIP_FLAGS) -r requirements-lint.txt
 	touch $@
 
+# SigV4 clients we did not write (aws CLI v1, awscurl) and the Node.js example's locked packages, for the tests.
+$(CLIENTS_VENV)/.installed: requirements-clients.txt
+	$(PYTHON) -m venv $(CLIENTS_VENV)
+	$(CLIENTS_VENV)/bin/pip install $(PIP_FLAGS) -r requirements-clients.txt
+	touch $@
+
+examples/node/node_modules/.installed: examples/node/package-lock.json
+	cd examples/node && npm ci --no-audit --no-fund --silent
+	touch $@
+
 $(SAM_VENV)/.installed:
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install $(PIP_FLAGS) aws-sam-cli==1.170.0
@@ -33,7 +44,7 @@ run: $(VENV)/.installed
 	$(PY) -m local.demo $(if $(ONCE),--once)
 
 ## test: unit, integration, e2e and template tests, with coverage
-test: $(VENV)/.installed $(LINT_VENV)/.installed
+test: $(VENV)/.installed $(LINT_VENV)/.installed $(CLIENTS_VENV)/.installed examples/node/node_modules/.installed
 	$(PY) -m pytest --cov --cov-report=term $(PYTEST_ARGS)
 
 unit: $(VENV)/.installed
@@ -101,4 +112,4 @@ lock:
 	rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) $(LINT_VENV) $(SAM_VENV) .aws-sam dist .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(LINT_VENV) $(SAM_VENV) $(CLIENTS_VENV) examples/node/node_modules .aws-sam dist .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -24,6 +25,7 @@ import urllib.request
 from typing import Any
 
 from local.api_front import ApiFront
+from local.aws import LOCAL_AWS_ENV
 from local.lambda_context import LocalContext
 from local.lambda_invoke import LocalLambda
 from local.stack import REPORTING_ROLE, LocalStack, local_identities, signing_session, start_stack
@@ -223,29 +225,74 @@ def main(argv: list[str] | None = None) -> int:
         _revoke_story(stack, invoke_api.endpoint, idm_base, fingerprint)
     sys.stdout.flush()
 
+    url_front = ApiFront(app.lambda_handler, identities, function_url=True).start()
+    for line in client_instructions(stack, front, url_front, invoke_api, reporting):
+        print(line)
+    sys.stdout.flush()
     if args.once:
         invoke_api.stop()
         front.stop()
+        url_front.stop()
         stack.stop()
         return 0
-    print("\nserving until Ctrl-C. Try the CLI as the local 'reporting' role from another shell:")
-    print(f"  AWS_ACCESS_KEY_ID={reporting.access_key} AWS_SECRET_ACCESS_KEY={reporting.secret_key} \\")
-    print(f"  AWS_SESSION_TOKEN={reporting.session_token} AWS_DEFAULT_REGION=us-east-1 \\")
-    print("  .venv/bin/aic-token \\")
-    print(f"    --scope 'fr:idm:*' --url {front.token_url} --header")
-    print("or invoke the function directly, as another Lambda would:")
-    print(f"  AWS_ENDPOINT_URL_LAMBDA={invoke_api.endpoint} AWS_DEFAULT_REGION=us-east-1 \\")
-    print("  .venv/bin/aic-token --scope 'fr:idm:*' --function token-vendor")
-    print(f"  (or: aws lambda invoke --endpoint-url {invoke_api.endpoint} --function-name token-vendor \\")
-    print('   --cli-binary-format raw-in-base64-out --payload \'{"scope": "fr:idm:*"}\' out.json)')
+    print("\nserving until Ctrl-C")
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
         print("\nstopping")
     invoke_api.stop()
     front.stop()
+    url_front.stop()
     stack.stop()
     return 0
+
+
+def aws_cli_invoke(endpoint: str, payload_file: str, out_file: str) -> list[str]:
+    """``aws lambda invoke`` against the local endpoint, in a form the aws CLI v1 and v2 both accept:
+    ``fileb://`` hands the payload over as raw bytes in both (v2's ``--cli-binary-format`` is not needed)."""
+    return [
+        "aws",
+        "lambda",
+        "invoke",
+        "--endpoint-url",
+        endpoint,
+        "--function-name",
+        "token-vendor",
+        "--payload",
+        f"fileb://{payload_file}",
+        out_file,
+    ]
+
+
+def client_instructions(
+    stack: LocalStack, rest: ApiFront, url: ApiFront, invoke_api: LocalLambda, reporting: Any
+) -> list[str]:
+    """What a client outside the demo needs: endpoints, the local credentials, the cache table."""
+    role = f"AWS_ACCESS_KEY_ID={reporting.access_key} AWS_SECRET_ACCESS_KEY={reporting.secret_key}"
+    developer = " ".join(
+        f"{k}={v}" for k, v in LOCAL_AWS_ENV.items() if k.startswith("AWS_") and "EC2" not in k
+    )
+    return [
+        "",
+        "for clients outside the demo (every endpoint checks SigV4 with the local credentials below):",
+        f"  REST API front     {rest.token_url}  (service execute-api)",
+        f"  function URL front {url.token_url}  (service lambda)",
+        f"  Lambda Invoke API  {invoke_api.endpoint}  (function token-vendor)",
+        f"  AWS (moto)         {stack.aws.endpoint}",
+        f"  cache table        {stack.table_name}",
+        f"  role 'reporting'   {role} AWS_SESSION_TOKEN={reporting.session_token}",
+        f"  developer          {developer}",
+        "as the 'reporting' role (CALLER_POLICY gives it fr:idm:*), over HTTP:",
+        f"  .venv/bin/aic-token --scope 'fr:idm:*' --url {rest.token_url} --header",
+        f"  .venv/bin/aic-token --scope 'fr:idm:*' --url {url.token_url} --service lambda --header",
+        "as the developer (its line exported), directly (DIRECT_INVOKE_SCOPES), and the shared cache:",
+        f"  AWS_ENDPOINT_URL_LAMBDA={invoke_api.endpoint} .venv/bin/aic-token --scope 'fr:idm:*' "
+        "--function token-vendor",
+        '  echo \'{"scope": "fr:idm:*"}\' > request.json && '
+        + shlex.join(aws_cli_invoke(invoke_api.endpoint, "request.json", "out.json")),
+        f"  AWS_ENDPOINT_URL={stack.aws.endpoint} .venv/bin/aic-token cache status "
+        f"--table {stack.table_name}",
+    ]
 
 
 if __name__ == "__main__":

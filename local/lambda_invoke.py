@@ -6,10 +6,16 @@ against the local stack, and the client's error mapping meets Lambda's real erro
 by the function answers HTTP 200 with ``X-Amz-Function-Error: Unhandled`` and a body holding
 ``errorType`` (the exception's class name: the vendor's stable error name) and ``errorMessage``.
 An unknown function answers 404 ``ResourceNotFoundException``, as Lambda does.
+
+Every request must carry a SigV4 signature (service ``lambda``) made with credentials the endpoint knows,
+checked by the same specification-following verifier as the local API front. An unsigned or tampered
+invoke gets 403 with Lambda's error type (``MissingAuthenticationTokenException``,
+``UnrecognizedClientException``, ``InvalidSignatureException``) and runs nothing.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 import traceback
@@ -18,6 +24,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote
 
+from local.api_front import BAD_TOKEN, MISSING, Identity, Refused, verify_sigv4
+from local.aws import LOCAL_AWS_ENV
 from local.lambda_context import LocalContext
 from local.quiet_server import QuietThreadingHTTPServer
 
@@ -27,6 +35,15 @@ _PREFIX = "/2015-03-31/functions/"
 _SUFFIX = "/invocations"
 
 Handler = Callable[[Any, Any], Any]
+
+# The developer credentials of the local stack (LOCAL_AWS_ENV), as the role session STS would name.
+LOCAL_DEVELOPER = Identity(
+    LOCAL_AWS_ENV["AWS_ACCESS_KEY_ID"],
+    LOCAL_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+    LOCAL_AWS_ENV["AWS_SESSION_TOKEN"],
+    f"arn:aws:sts::{ACCOUNT}:assumed-role/local-developer/local",
+)
+_ERROR_TYPES = {MISSING: "MissingAuthenticationTokenException", BAD_TOKEN: "UnrecognizedClientException"}
 
 
 def function_name_of(reference: str) -> str:
@@ -51,8 +68,16 @@ def error_envelope(exc: BaseException) -> dict[str, Any]:
 
 
 class LocalLambda:
-    def __init__(self, functions: dict[str, Handler], *, timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        functions: dict[str, Handler],
+        *,
+        timeout_seconds: float = 10.0,
+        identities: dict[str, Identity] | None = None,
+    ) -> None:
         self.functions = functions
+        self.identities = {LOCAL_DEVELOPER.access_key: LOCAL_DEVELOPER, **(identities or {})}
+        self.refused = 0
         self.timeout_seconds = timeout_seconds
         self.invocations = 0
         self.errors = 0
@@ -112,11 +137,36 @@ class LocalLambda:
                 length = int(self.headers.get("Content-Length") or 0)
                 payload = self.rfile.read(length) if length else b""
                 path = self.path.split("?", 1)[0]
+                try:
+                    verify_sigv4(
+                        self.command,
+                        self.headers.get("Host", ""),
+                        self.path,
+                        list(self.headers.items()),
+                        payload,
+                        service.identities,
+                        REGION,
+                        dt.datetime.now(dt.UTC),
+                        "lambda",
+                    )
+                except Refused as refused:
+                    with service._lock:
+                        service.refused += 1
+                    error_type = _ERROR_TYPES.get(refused.message, "InvalidSignatureException")
+                    self._send(
+                        403,
+                        {"x-amzn-ErrorType": error_type},
+                        json.dumps({"message": refused.message}).encode(),
+                    )
+                    return
                 if path.startswith(_PREFIX) and path.endswith(_SUFFIX):
                     name = function_name_of(unquote(path[len(_PREFIX) : -len(_SUFFIX)]))
                     status, headers, body = service.invoke(name, payload)
                 else:
                     status, headers, body = 404, {"x-amzn-ErrorType": "UnknownOperationException"}, b"{}"
+                self._send(status, headers, body)
+
+            def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
                 self.send_response(status)
                 headers = {"Content-Type": "application/json", **headers}
                 for header, value in headers.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -47,6 +48,12 @@ def test_the_demo_vends_three_ways_with_one_exchange_and_prints_no_token() -> No
     assert "from 1 exchange; IDM answered 200" in out
     assert "0 more exchanges; IDM answered 200" in out
     assert "eyJ0eXAi" not in out + result.stderr  # the stand-in's tokens all start so
+    # Issue 20: what a client outside the demo needs.
+    assert re.search(r"REST API front     http://127\.0\.0\.1:[0-9]+/v1/token", out)
+    assert re.search(r"function URL front http://127\.0\.0\.1:[0-9]+/token", out)
+    assert "cache table        token-vendor-cache" in out
+    assert "AWS_ACCESS_KEY_ID=ASIALOCALREPORTING01" in out
+    assert "--payload fileb://request.json out.json" in out
 
 
 def test_the_demo_can_be_pointed_at_a_tenant_on_purpose(

@@ -12,6 +12,7 @@ import urllib3
 
 from local.stack import LocalStack
 from tests.e2e.conftest import aic_token
+from tests.e2e.test_invoke_endpoint_auth import _signed_headers
 from token_client import InvalidRequest, InvalidScope, TokenClient, TransportError
 
 pytestmark = pytest.mark.e2e
@@ -42,11 +43,9 @@ def test_a_refused_request_raises_the_vendors_error_name_from_lambdas_envelope(l
 
 
 def test_the_error_envelope_is_lambdas(local_lambda: Any, fresh_stack: LocalStack) -> None:
-    response = urllib3.PoolManager().request(
-        "POST",
-        f"{local_lambda.endpoint}/2015-03-31/functions/token-vendor/invocations",
-        body=json.dumps({"scope": "fr:idm:*", "bogus": 1}),
-    )
+    url = f"{local_lambda.endpoint}/2015-03-31/functions/token-vendor/invocations"
+    body = json.dumps({"scope": "fr:idm:*", "bogus": 1}).encode()
+    response = urllib3.PoolManager().request("POST", url, body=body, headers=_signed_headers(url, body))
 
     assert response.status == 200
     assert response.headers["X-Amz-Function-Error"] == "Unhandled"

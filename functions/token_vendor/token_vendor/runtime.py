@@ -71,7 +71,7 @@ def build_vendor(
     return TokenVendor(
         settings,
         key_source=keys,
-        endpoint=TokenEndpoint(settings.token_endpoint_url),
+        endpoint=TokenEndpoint(settings.token_endpoint_url, metrics=METRICS),
         table=table,
         memory=memory if memory is not None else MemoryCache(),
         metrics=METRICS,

@@ -8,17 +8,16 @@ One ``urllib3.PoolManager`` per execution environment keeps the TLS connection w
 from __future__ import annotations
 
 import email.utils
-import io
+import http.client
 import json
 import logging
 import random
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
@@ -28,6 +27,7 @@ from token_vendor.assertion import Assertion
 from token_vendor.deadline import Deadline
 from token_vendor.errors import UpstreamRejected, UpstreamUnavailable
 from token_vendor.scopes import Scopes
+from token_vendor.watchdog import Watchdog, shut_down
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 
@@ -44,6 +44,10 @@ _UNSUPPORTED_SCOPE = re.compile(r"Unsupported scope for service account:\s*(.+)"
 _OAUTH_CODE = re.compile(r"[a-z_]{1,64}")
 
 
+class MetricsSink(Protocol):
+    def add_metric(self, name: str, unit: str, value: float) -> None: ...
+
+
 @dataclass(frozen=True)
 class IssuedToken:
     access_token: str
@@ -56,88 +60,70 @@ class IssuedToken:
         return f"IssuedToken(expires_in={self.expires_in}, jti={self.jti!r}, attempts={self.attempts})"
 
 
-_exchange = threading.local()  # the running exchange's deadline, read by every socket read
+class _Exchange(threading.local):
+    """The attempt running on this thread: its deadline and the watchdog ticket of its connection."""
+
+    deadline: Deadline | None = None
+    ticket: int | None = None
 
 
-class _DeadlineSocket:
-    """A connection's socket whose every read waits at most until the exchange's deadline.
-
-    urllib3's read timeout applies to each socket read, so a token endpoint that drips one byte at a time
-    could hold an exchange (and the lease) far past the Lambda's end. Every read here is bounded by what
-    is left of the deadline instead: the whole exchange (headers and body) ends in time, with no thread.
-    """
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._timeout = sock.gettimeout()
-
-    def settimeout(self, value: float | None) -> None:
-        self._timeout = value
-        self._sock.settimeout(value)
-
-    def gettimeout(self) -> float | None:
-        return self._timeout
-
-    def _bound(self) -> None:
-        deadline: Deadline | None = getattr(_exchange, "deadline", None)
-        if deadline is None:
-            return
-        remaining = deadline.remaining()
-        if remaining <= 0:
-            raise TimeoutError("the exchange's time is up")
-        self._sock.settimeout(remaining if self._timeout is None else min(self._timeout, remaining))
-
-    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        self._bound()
-        return self._sock.recv_into(buffer, nbytes, flags)  # plain or TLS: test_tls_exchange.py
-
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        self._bound()
-        return self._sock.recv(bufsize, flags)
-
-    def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
-        # http.client reads the status line, the headers and the body through this file.
-        return io.BufferedReader(socket.SocketIO(self, "rb"))  # type: ignore[arg-type]
-
-    def _decref_socketios(self) -> None:
-        return None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
+_current = _Exchange()
+_WATCHDOG = Watchdog()
 
 
-class _BoundedHTTPConnection(urllib3.connection.HTTPConnection):
+def _watch(connection: urllib3.connection.HTTPConnection) -> None:
+    deadline = _current.deadline
+    if deadline is None or _current.ticket is not None:
+        return
+    at = time.monotonic() + deadline.remaining()
+    _current.ticket = _WATCHDOG.watch(at, lambda: shut_down(connection.sock))
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    """A connection the watchdog shuts at the exchange's deadline, from its connect or first request."""
+
     def connect(self) -> None:
+        _watch(self)
         super().connect()
-        self.sock = _DeadlineSocket(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self)
+        super().request(*args, **kwargs)
 
 
-class _BoundedHTTPSConnection(urllib3.connection.HTTPSConnection):
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
     def connect(self) -> None:
+        _watch(self)
         super().connect()
-        self.sock = _DeadlineSocket(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self)
+        super().request(*args, **kwargs)
 
 
-class _BoundedHTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _BoundedHTTPConnection
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
 
 
-class _BoundedHTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _BoundedHTTPSConnection
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
 
 
-def bounded_pool_manager(**options: Any) -> urllib3.PoolManager:
-    """One pool per execution environment (keeps TLS warm), whose connections honour the deadline."""
+def endpoint_pool(**options: Any) -> urllib3.PoolManager:
+    """One pool per execution environment (keeps TLS warm), whose connections end at the deadline."""
     manager = urllib3.PoolManager(num_pools=2, maxsize=4, retries=False, **options)
-    manager.pool_classes_by_scheme = {"http": _BoundedHTTPPool, "https": _BoundedHTTPSPool}
+    manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
     return manager
 
 
 class _Retryable(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    """A failed attempt worth another. ``sent``: the request may have reached AIC, which may have minted."""
+
+    def __init__(self, reason: str, retry_after: float | None = None, *, sent: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.sent = sent
 
 
 MAX_RETRY_AFTER = 60.0
@@ -227,10 +213,12 @@ class TokenEndpoint:
         max_attempts: int = MAX_ATTEMPTS,
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self.url = url
         self._host = urlsplit(url).hostname or url
-        self._pool = pool or bounded_pool_manager()
+        self._pool = pool or endpoint_pool()
+        self._metrics = metrics
         self._sleep = sleep
         self._wall_clock = wall_clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
@@ -269,6 +257,9 @@ class TokenEndpoint:
                 )
                 if attempt == limit:
                     break
+                if exc.sent and self._metrics is not None:
+                    # AIC may have minted for the request that got no answer: the retry costs a token.
+                    self._metrics.add_metric("ExchangeRetriedAfterSend", "Count", 1)
                 delay = self._backoff(attempt, exc.retry_after)
                 if delay >= deadline.remaining():
                     break
@@ -285,6 +276,19 @@ class TokenEndpoint:
         raise UpstreamUnavailable(
             f"token endpoint unavailable: {reason}", retry_after=max(1, min(retry_after, 60))
         )
+
+    @staticmethod
+    def _read_body(response: urllib3.BaseHTTPResponse) -> bytes:
+        """The body in chunks (plain, chunked or read to close), at most one byte past the limit."""
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_BODY_BYTES:
+            chunk = response.read(min(16384, MAX_BODY_BYTES + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -307,7 +311,8 @@ class TokenEndpoint:
         timeout = urllib3.Timeout(
             connect=min(self._connect_timeout, remaining), read=min(self._read_timeout, remaining)
         )
-        _exchange.deadline = deadline
+        _current.deadline, _current.ticket = deadline, None
+        sent = False
         try:
             response = self._pool.request(
                 "POST",
@@ -322,24 +327,30 @@ class TokenEndpoint:
                 redirect=False,
                 preload_content=False,
             )
-            try:
-                data = response.read(MAX_BODY_BYTES + 1)
-            finally:
-                response.release_conn()
+            sent = True
+            data = self._read_body(response)
         except urllib3.exceptions.NameResolutionError as exc:
             raise _Retryable(
                 f"host {self._host} does not resolve (check TENANT_FQDN or TOKEN_ENDPOINT_URL)"
             ) from exc
         except urllib3.exceptions.NewConnectionError as exc:  # a subclass of the timeout error in urllib3 2
             raise _Retryable(f"connection to {self._host} failed ({type(exc).__name__})") from exc
-        except (urllib3.exceptions.HTTPError, TimeoutError) as exc:
+        except urllib3.exceptions.ConnectTimeoutError as exc:
+            raise _Retryable(f"connecting to {self._host} timed out") from exc
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+            # The request left (or was leaving): AIC may have minted a token it could not deliver.
             if deadline.remaining() <= 0:
-                raise _Retryable("no complete answer within the time left") from exc
+                raise _Retryable("no complete answer within the time left", sent=True) from exc
             if isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError)):
-                raise _Retryable(f"timed out ({type(exc).__name__})") from exc
-            raise _Retryable(f"connection failed ({type(exc).__name__})") from exc
+                raise _Retryable(f"timed out ({type(exc).__name__})", sent=True) from exc
+            raise _Retryable(f"connection failed ({type(exc).__name__})", sent=True) from exc
         finally:
-            _exchange.deadline = None
+            ticket, _current.deadline, _current.ticket = _current.ticket, None, None
+            in_time = ticket is None or _WATCHDOG.release(ticket)
+            if sent:
+                response.release_conn()  # a connection the watchdog shut is discarded by the pool on reuse
+        if not in_time:  # shut at the deadline: what was read may be cut short
+            raise _Retryable("no complete answer within the time left", sent=True)
         status = response.status
         if status == 429 or status >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._wall_clock())

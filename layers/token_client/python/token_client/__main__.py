@@ -110,6 +110,12 @@ def _get_parser() -> argparse.ArgumentParser:
         type=_fingerprint,
         help="report that AIC refused the token with this fingerprint (401): the vendor retires it",
     )
+    parser.add_argument(
+        "--service",
+        choices=("execute-api", "lambda"),
+        help="what --url is signed for: execute-api (API Gateway) or lambda (a function URL); "
+        "default: from the URL's host",
+    )
     _aws_options(parser)
     return parser
 
@@ -136,7 +142,7 @@ def _client(args: argparse.Namespace) -> TokenClient:
 
     session = new_session(args.profile)
     if args.url:
-        return TokenClient.for_url(args.url, region=args.region, session=session)
+        return TokenClient.for_url(args.url, region=args.region, session=session, service=args.service)
     return TokenClient.for_function(args.function, region=args.region, session=session)
 
 
