@@ -28,7 +28,14 @@ from local.api_front import ApiFront
 from local.aws import LOCAL_AWS_ENV
 from local.lambda_context import LocalContext
 from local.lambda_invoke import LocalLambda
-from local.stack import REPORTING_ROLE, LocalStack, local_identities, signing_session, start_stack
+from local.stack import (
+    DEVELOPER_ROLE,
+    REPORTING_ROLE,
+    LocalStack,
+    local_identities,
+    signing_session,
+    start_stack,
+)
 
 
 def _use_token(idm_base: str, access_token: str) -> int:
@@ -41,20 +48,67 @@ def _use_token(idm_base: str, access_token: str) -> int:
     return int(body["resultCount"])
 
 
-def _real_tenant(stack: LocalStack) -> tuple[dict[str, str], str, str] | None:
-    """Function settings, token URL and IDM base for a real tenant, when the user asked for one."""
-    tenant = os.environ.get("AIC_TENANT_FQDN", "").strip()
+class DemoSetupError(Exception):
+    """A real-tenant setting is missing or wrong: one line for the user, no traceback."""
+
+
+def _tenant_settings(
+    environ: dict[str, str] | os._Environ[str],
+) -> tuple[str, str, dict[str, Any], str] | None:
+    """Check the real-tenant variables before anything starts; None when the user asked for none."""
+    tenant = environ.get("AIC_TENANT_FQDN", "").strip()
     if not tenant:
         return None
-    account = os.environ["AIC_SERVICE_ACCOUNT_ID"].strip()
-    with open(os.environ["AIC_KEY_FILE"]) as handle:
-        jwk = json.load(handle)
-    stack.put_secret(json.dumps({"serviceAccountId": account, "jwk": jwk}))
+    from token_vendor.settings import load_settings
+
+    account = environ.get("AIC_SERVICE_ACCOUNT_ID", "").strip()
+    key_file = environ.get("AIC_KEY_FILE", "").strip()
+    if not account or not key_file:
+        missing = [n for n, v in (("AIC_SERVICE_ACCOUNT_ID", account), ("AIC_KEY_FILE", key_file)) if not v]
+        raise DemoSetupError(f"AIC_TENANT_FQDN is set, so {' and '.join(missing)} must be set too")
     token_url = (
-        os.environ.get("AIC_TOKEN_ENDPOINT_URL", "").strip() or f"https://{tenant}/am/oauth2/access_token"
+        environ.get("AIC_TOKEN_ENDPOINT_URL", "").strip() or f"https://{tenant}/am/oauth2/access_token"
     )
-    settings = {"TENANT_FQDN": tenant, "TOKEN_ENDPOINT_URL": token_url}
-    return settings, token_url, token_url.split("/am/oauth2/")[0]
+    try:
+        load_settings(
+            {
+                "TENANT_FQDN": tenant,
+                "TOKEN_ENDPOINT_URL": token_url,
+                "SERVICE_ACCOUNT_SECRET_ID": "check",
+                "TOKEN_CACHE_TABLE": "check",
+            }
+        )
+    except Exception as exc:  # the vendor's own check: a URL, a path or a port in AIC_TENANT_FQDN
+        message = (
+            str(exc)
+            .replace("TENANT_FQDN", "AIC_TENANT_FQDN")
+            .replace("TOKEN_ENDPOINT_URL", "AIC_TOKEN_ENDPOINT_URL")
+        )
+        raise DemoSetupError(message) from None
+    try:
+        with open(key_file) as handle:
+            jwk = json.load(handle)
+    except OSError as exc:
+        raise DemoSetupError(f"AIC_KEY_FILE {key_file}: {exc.strerror}") from None
+    except ValueError:
+        raise DemoSetupError(
+            f"AIC_KEY_FILE {key_file} is not JSON (the key.jwk the AIC console downloads)"
+        ) from None
+    if not isinstance(jwk, dict) or jwk.get("kty") != "RSA" or "d" not in jwk:
+        raise DemoSetupError(f"AIC_KEY_FILE {key_file} is not an RSA private JWK (the console's key.jwk)")
+    return tenant, account, jwk, token_url
+
+
+def _real_tenant(
+    stack: LocalStack, settings: tuple[str, str, dict[str, Any], str] | None
+) -> tuple[dict[str, str], str, str] | None:
+    """Function settings, token URL and IDM base for a real tenant, when the user asked for one."""
+    if settings is None:
+        return None
+    tenant, account, jwk, token_url = settings
+    stack.put_secret(json.dumps({"serviceAccountId": account, "jwk": jwk}))
+    overrides = {"TENANT_FQDN": tenant, "TOKEN_ENDPOINT_URL": token_url}
+    return overrides, token_url, token_url.split("/am/oauth2/")[0]
 
 
 def _cli_header(url: str, identity: Any, idm_base: str) -> str:
@@ -83,6 +137,28 @@ def _cli_header(url: str, identity: Any, idm_base: str) -> str:
     with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
         count = json.load(response)["resultCount"]
     return f"printed '{name}: Bearer <{len(value) - 7} characters>', which returned {count} users"
+
+
+def _identity_story(invoke_endpoint: str, fingerprint: Any) -> None:
+    """A Lambda caller that proves who it is gets its role's grant; without the proof it gets only
+    DIRECT_INVOKE_SCOPES (CONTRACT section 6)."""
+    from token_client import TokenClient, TokenClientError
+
+    role = DEVELOPER_ROLE.rsplit("/", 1)[-1]
+    print(f"\nidentity proof (direct invoke as role {role}, CALLER_POLICY grants it fr:idm:* fr:am:*):")
+    proven = TokenClient.for_function("token-vendor", endpoint_url=invoke_endpoint).get_token("fr:am:*")
+    print(
+        f"  fr:am:* with proof served (sts:GetCallerIdentity checked by the local STS): "
+        f"fingerprint {fingerprint(proven.access_token)}"
+    )
+    try:
+        TokenClient.for_function(
+            "token-vendor", endpoint_url=invoke_endpoint, prove_identity=False
+        ).get_token("fr:am:*")
+    except TokenClientError as denied:
+        print(
+            f"  fr:am:* no proof   raises {type(denied).__name__} (unproven: DIRECT_INVOKE_SCOPES=fr:idm:*)"
+        )
 
 
 def _revoke_story(stack: LocalStack, invoke_endpoint: str, idm_base: str, fingerprint: Any) -> None:
@@ -127,15 +203,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--once", action="store_true", help="exit after the demo")
     args = parser.parse_args(argv)
+    try:
+        tenant_settings = _tenant_settings(os.environ)
+    except DemoSetupError as problem:
+        sys.stderr.write(f"make run: {problem}\n")
+        return 2
 
     stack = start_stack()
-    real = _real_tenant(stack)
+    real = _real_tenant(stack, tenant_settings)
     overrides = real[0] if real else {}
     token_url = real[1] if real else stack.standin.token_url
     idm_base = real[2] if real else stack.standin.base_url
     os.environ.update(
         stack.function_env(
-            CALLER_POLICY=json.dumps({REPORTING_ROLE: ["fr:idm:*"]}),
+            # HTTP callers and Lambda callers that prove who they are get what their role is granted.
+            CALLER_POLICY=json.dumps({REPORTING_ROLE: ["fr:idm:*"], DEVELOPER_ROLE: ["fr:idm:*", "fr:am:*"]}),
             DIRECT_INVOKE_SCOPES="fr:idm:*",  # direct invokers may have fr:idm:* only (deny by default)
             **overrides,
         )
@@ -157,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  AWS (moto)         {stack.aws.endpoint}")
     if real:
         print(f"  AIC (your tenant)  {token_url}")
-        account = os.environ["AIC_SERVICE_ACCOUNT_ID"]
+        account = os.environ["AIC_SERVICE_ACCOUNT_ID"].strip()
         print(f"  service account    {account} (your key, in the local Secrets Manager)")
     else:
         print(f"  AIC stand-in       {token_url}")
@@ -187,8 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nGET /openidm/managed/alpha_user with the token: {users} users returned")
 
     identities = local_identities()
+    stack.sts.identities.update(identities)
     reporting = identities["ASIALOCALREPORTING01"]
-    front = ApiFront(app.lambda_handler, identities).start()
+    front = ApiFront(app.http_handler, identities).start()
     from token_client import HttpTransport, TokenClient, TokenClientError
 
     invoke_api = LocalLambda({"token-vendor": app.lambda_handler}).start()
@@ -204,10 +287,6 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  a refused request  raises {type(refused).__name__} (Lambda's error envelope, mapped by name)"
         )
-    try:
-        TokenClient.for_function("token-vendor", endpoint_url=invoke_api.endpoint).get_token("fr:am:*")
-    except TokenClientError as denied:
-        print(f"  fr:am:* directly   raises {type(denied).__name__} (DIRECT_INVOKE_SCOPES=fr:idm:*)")
     client = TokenClient(HttpTransport(front.token_url, session=signing_session(reporting)))
     over_http = client.get_token("fr:idm:*")
     print(f"\nsigned HTTP (SigV4, role {REPORTING_ROLE}) through the local API front {front.token_url}:")
@@ -221,11 +300,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  exchanges at AIC   {stack.standin.exchanges} (every caller above shared one token)")
     sys.stdout.flush()
 
+    if not real:  # the stand-in's account has fr:am:*; a real tenant's may not
+        _identity_story(invoke_api.endpoint, fingerprint)
+
     if not real:
         _revoke_story(stack, invoke_api.endpoint, idm_base, fingerprint)
     sys.stdout.flush()
 
-    url_front = ApiFront(app.lambda_handler, identities, function_url=True).start()
+    url_front = ApiFront(app.http_handler, identities, function_url=True).start()
     for line in client_instructions(stack, front, url_front, invoke_api, reporting):
         print(line)
     sys.stdout.flush()

@@ -21,6 +21,7 @@ from jwt.algorithms import RSAAlgorithm
 from local.aic_standin import AICStandIn
 from local.api_front import Identity
 from local.aws import LOCAL_AWS_ENV, LocalAws, create_table
+from local.sts import LocalSts
 
 TENANT = "openam-local-standin.id.forgerock.io"
 DEFAULT_SCOPES = ("fr:idm:*", "fr:am:*", "fr:idc:esv:read")
@@ -42,6 +43,7 @@ def public_jwk(key: rsa.RSAPrivateKey) -> dict[str, Any]:
 
 
 REPORTING_ROLE = "arn:aws:iam::123456789012:role/reporting"
+DEVELOPER_ROLE = "arn:aws:iam::123456789012:role/local-developer"  # LOCAL_AWS_ENV's credentials
 
 
 def local_identities() -> dict[str, Identity]:
@@ -75,6 +77,7 @@ def signing_session(identity: Identity, region: str = "us-east-1") -> boto3.sess
 class LocalStack:
     aws: LocalAws
     standin: AICStandIn
+    sts: LocalSts
     session: boto3.session.Session
     account_id: str
     key: rsa.RSAPrivateKey
@@ -85,7 +88,12 @@ class LocalStack:
 
     @property
     def aws_env(self) -> dict[str, str]:
-        return {**LOCAL_AWS_ENV, "AWS_ENDPOINT_URL": self.aws.endpoint}
+        # Clients sign identity proofs for the loopback STS (botocore honours AWS_ENDPOINT_URL_STS).
+        return {
+            **LOCAL_AWS_ENV,
+            "AWS_ENDPOINT_URL": self.aws.endpoint,
+            "AWS_ENDPOINT_URL_STS": self.sts.endpoint,
+        }
 
     def function_env(self, **overrides: str) -> dict[str, str]:
         """The Lambda environment for a function pointed at this stack."""
@@ -96,6 +104,9 @@ class LocalStack:
             "TOKEN_CACHE_TABLE": self.table_name,
             "TOKEN_ENDPOINT_URL": self.standin.token_url,
             "TOKEN_CACHE_KEY_ID": self.kms_key_id,
+            "STS_ENDPOINT_URL": self.sts.endpoint,
+            # A Lambda caller proving its identity as the local developer gets any scope the account has.
+            "CALLER_POLICY": json.dumps({DEVELOPER_ROLE: ["*"]}),
             # The local stack lets direct invokers have any scope; deployments name theirs (deny by default).
             "DIRECT_INVOKE_SCOPES": "*",
             "POWERTOOLS_SERVICE_NAME": "token_vendor",
@@ -120,12 +131,14 @@ class LocalStack:
 
     def stop(self) -> None:
         self.standin.stop()
+        self.sts.stop()
         self.aws.stop()
 
 
 def start_stack(*, scopes: tuple[str, ...] = DEFAULT_SCOPES) -> LocalStack:
     aws = LocalAws().start()
     standin = AICStandIn().start()
+    sts = LocalSts().start()
     session = boto3.session.Session(
         aws_access_key_id=LOCAL_AWS_ENV["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=LOCAL_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
@@ -133,7 +146,7 @@ def start_stack(*, scopes: tuple[str, ...] = DEFAULT_SCOPES) -> LocalStack:
         region_name=LOCAL_AWS_ENV["AWS_DEFAULT_REGION"],
     )
     key = new_rsa_key()
-    stack = LocalStack(aws, standin, session, str(uuid.uuid4()), key)
+    stack = LocalStack(aws, standin, sts, session, str(uuid.uuid4()), key)
     standin.register_account(stack.account_id, [public_jwk(key)], scopes)
     stack.client("secretsmanager").create_secret(Name=stack.secret_id, SecretString=stack.secret_for(key))
     kms = stack.client("kms").create_key(Description="token cache envelope key (local)")

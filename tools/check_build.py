@@ -39,14 +39,14 @@ def bytecode_share(folder: Path) -> tuple[int, int]:
 
 def main() -> int:
     problems: list[str] = []
-    function = BUILD / "TokenVendorFunction"
     source = sorted(p.name for p in Path("functions/token_vendor/token_vendor").glob("*.py"))
-    built = sorted(p.name for p in (function / "token_vendor").glob("*.py"))
-    if source != built:
-        problems.append(f"function package differs: missing {sorted(set(source) - set(built))}")
-    strays = sorted(p.name for p in function.glob("*.py"))
-    if strays:
-        problems.append(f"function has top-level modules outside the package: {strays}")
+    for function in (BUILD / "TokenVendorFunction", BUILD / "TokenApiFunction"):  # one package, two handlers
+        built = sorted(p.name for p in (function / "token_vendor").glob("*.py"))
+        if source != built:
+            problems.append(f"{function.name} package differs: missing {sorted(set(source) - set(built))}")
+        strays = sorted(p.name for p in function.glob("*.py"))
+        if strays:
+            problems.append(f"{function.name} has top-level modules outside the package: {strays}")
     layer = BUILD / "DependenciesLayer" / "python"
     for package in ("jwt", "cryptography", "aws_lambda_powertools", "urllib3", "botocore"):
         if not (layer / package).is_dir():
@@ -71,7 +71,8 @@ def main() -> int:
         problems.append("the token_client layer is missing")
     shares = []
     for name, folder in (
-        ("function", function),
+        ("vendor function", BUILD / "TokenVendorFunction"),
+        ("API function", BUILD / "TokenApiFunction"),
         ("dependencies layer", layer),
         ("client layer", client.parent.parent),
     ):

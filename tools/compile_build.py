@@ -24,6 +24,7 @@ RUNTIME_VERSION = (3, 13)
 # Where each built folder lives on Lambda: tracebacks then name the real path.
 TARGETS = {
     BUILD / "TokenVendorFunction": "/var/task",
+    BUILD / "TokenApiFunction": "/var/task",
     BUILD / "DependenciesLayer" / "python": "/opt/python",
     BUILD / "TokenClientLayer" / "python": "/opt/python",
 }

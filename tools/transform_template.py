@@ -82,9 +82,11 @@ def transformed(template: dict[str, Any], values: dict[str, str]) -> dict[str, A
     for name, resource in output["Resources"].items():
         if name in template["Resources"] and name not in skips:
             continue  # a resource of the source template keeps its own metadata
-        for origin, checkov in skips.items():
-            if name.startswith(origin):  # SAM names generated resources after their origin
-                resource.setdefault("Metadata", {})["checkov"] = checkov
+        # SAM names generated resources after their origin; the longest origin is the one (TokenApiFunction's
+        # role comes from TokenApiFunction, not from TokenApi).
+        origins = sorted((o for o in skips if name.startswith(o)), key=len, reverse=True)
+        if origins:
+            resource.setdefault("Metadata", {})["checkov"] = skips[origins[0]]
     return output
 
 

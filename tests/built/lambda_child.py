@@ -39,7 +39,7 @@ def main():
     direct = app.lambda_handler({"scope": "fr:idm:*"}, Context())
     out["direct"] = {"scope": direct["scope"], "expires_in": direct["expires_in"]}
     with open(os.path.join(events, "rest_get.json")) as handle:
-        http = app.lambda_handler(json.load(handle), Context())
+        http = app.http_handler(json.load(handle), Context())
     out["http"] = {"status": http["statusCode"], "scope": json.loads(http["body"]).get("scope")}
     try:
         app.lambda_handler({"scope": 'bad"scope'}, Context())

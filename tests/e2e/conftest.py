@@ -11,14 +11,17 @@ from typing import Any
 import pytest
 
 from local.api_front import ApiFront, Identity
-from local.stack import REPORTING_ROLE, local_identities
+from local.stack import REPORTING_ROLE, LocalStack, local_identities
 
 POLICY = json.dumps({REPORTING_ROLE: ["fr:idm:*"]})
 
 
 @pytest.fixture
-def identities() -> dict[str, Identity]:
-    return local_identities()
+def identities(stack: LocalStack) -> dict[str, Identity]:
+    """The local roles' credentials, known to the local front, the Invoke endpoint and the loopback STS."""
+    roles = local_identities()
+    stack.sts.identities.update(roles)
+    return roles
 
 
 @pytest.fixture
@@ -26,7 +29,7 @@ def front(function_env: Any, identities: dict[str, Identity]) -> Iterator[ApiFro
     from token_vendor import app
 
     function_env(CALLER_POLICY=POLICY)
-    api = ApiFront(app.lambda_handler, identities).start()
+    api = ApiFront(app.http_handler, identities).start()
     yield api
     api.stop()
 

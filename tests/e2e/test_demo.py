@@ -42,7 +42,9 @@ def test_the_demo_vends_three_ways_with_one_exchange_and_prints_no_token() -> No
     assert "exchanges at AIC   1 (every caller above shared one token)" in out
     assert "TokenClient.for_function fingerprint" in out
     assert "a refused request  raises InvalidScope" in out
-    assert "fr:am:* directly   raises AccessDenied (DIRECT_INVOKE_SCOPES=fr:idm:*)" in out
+    # Issue 21: a Lambda caller that proves its identity gets its policy's scopes; without a proof, not.
+    assert "fr:am:* with proof served (sts:GetCallerIdentity checked by the local STS)" in out
+    assert "fr:am:* no proof   raises AccessDenied (unproven: DIRECT_INVOKE_SCOPES=fr:idm:*)" in out
     # Issue 11: revoke -> 401 -> report -> one fresh token, shared with the caller that reports next.
     assert "IDM answered 401; reported it (TokenClient.call); got" in out
     assert "from 1 exchange; IDM answered 200" in out
@@ -78,3 +80,36 @@ def test_the_demo_can_be_pointed_at_a_tenant_on_purpose(
     assert f"AIC (your tenant)  {fresh_stack.standin.token_url}" in result.stdout
     assert "3 users returned" in result.stdout
     assert fresh_stack.standin.exchanges == 1  # one token, shared by all three callers
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"AIC_TENANT_FQDN": "openam-example.id.forgerock.io"}, "AIC_SERVICE_ACCOUNT_ID and AIC_KEY_FILE"),
+        (
+            {
+                "AIC_TENANT_FQDN": "https://openam-example.id.forgerock.io/am",
+                "AIC_SERVICE_ACCOUNT_ID": "x",
+                "AIC_KEY_FILE": "key.jwk",
+            },
+            "AIC_TENANT_FQDN",
+        ),
+        (
+            {
+                "AIC_TENANT_FQDN": "openam-example.id.forgerock.io",
+                "AIC_SERVICE_ACCOUNT_ID": "x",
+                "AIC_KEY_FILE": "/no/such/key.jwk",
+            },
+            "No such file",
+        ),
+    ],
+    ids=["missing variables", "a URL for a host", "a missing key file"],
+)
+def test_a_real_tenant_typo_is_one_line_and_exit_2(env: dict[str, str], says: str) -> None:
+    """Issue 22: the real-tenant demo printed a traceback on a typo or a missing variable."""
+    result = _demo(env)
+
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr

@@ -21,7 +21,7 @@ def url_front(function_env: Any, identities: dict[str, Identity]) -> Iterator[Ap
     from token_vendor import app
 
     function_env(CALLER_POLICY=POLICY)
-    front = ApiFront(app.lambda_handler, identities, function_url=True).start()
+    front = ApiFront(app.http_handler, identities, function_url=True).start()
     yield front
     front.stop()
 

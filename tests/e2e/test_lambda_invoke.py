@@ -13,7 +13,7 @@ import urllib3
 from local.stack import LocalStack
 from tests.e2e.conftest import aic_token
 from tests.e2e.test_invoke_endpoint_auth import _signed_headers
-from token_client import InvalidRequest, InvalidScope, TokenClient, TransportError
+from token_client import InvalidRequest, InvalidScope, SetupError, TokenClient
 
 pytestmark = pytest.mark.e2e
 
@@ -55,8 +55,8 @@ def test_the_error_envelope_is_lambdas(local_lambda: Any, fresh_stack: LocalStac
     assert fresh_stack.standin.token_requests == 0
 
 
-def test_an_unknown_function_is_a_transport_error(local_lambda: Any) -> None:
-    with pytest.raises(TransportError, match="ResourceNotFoundException"):
+def test_an_unknown_function_is_a_setup_error_not_retry_later(local_lambda: Any) -> None:
+    with pytest.raises(SetupError, match="no function no-such-function"):
         TokenClient.for_function(
             "no-such-function", endpoint_url=local_lambda.endpoint, region="us-east-1", max_attempts=1
         ).get_token("fr:idm:*")
@@ -70,6 +70,9 @@ def test_the_cli_function_mode_works_locally(local_lambda: Any, fresh_stack: Loc
     refused = aic_token("--function", "token-vendor", "--scope", "a,b", env=env)
     assert refused.returncode == 3, refused.stderr
     assert refused.stderr.count("\n") == 1
+    unknown = aic_token("--function", "no-such-function", "--scope", "fr:idm:*", env=env)
+    assert unknown.returncode == 7, unknown.stderr  # issue 22: a mistake, not "retry later"
+    assert unknown.stderr.count("\n") == 1
 
 
 def test_invalid_request_maps_by_name(local_lambda: Any) -> None:

@@ -159,6 +159,20 @@ def test_the_cli_reports_a_denial_in_one_line_with_its_exit_code(front: ApiFront
     assert result.stderr.startswith("aic-token: AccessDenied:")
 
 
+def test_the_cli_names_a_wrong_path_as_a_setup_mistake(front: ApiFront, reporting: Identity) -> None:
+    """Issue 22: a path the API does not serve is exit 7 (fix the URL), not 3 or 6."""
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": reporting.access_key,
+        "AWS_SECRET_ACCESS_KEY": reporting.secret_key,
+        "AWS_SESSION_TOKEN": reporting.session_token or "",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    result = aic_token("--scope", "fr:idm:*", "--url", front.base_url + "/tokens", env=env)
+    assert result.returncode == 7, result.stderr
+    assert result.stderr.count("\n") == 1
+
+
 def test_the_lambda_transport_maps_function_errors_to_the_same_names(function_env: Any) -> None:
     """The invoke transport against a stubbed Lambda client that answers like the runtime does."""
     import io
@@ -179,16 +193,18 @@ def test_the_lambda_transport_maps_function_errors_to_the_same_names(function_en
 
     bad = FakeLambda({"errorType": "InvalidScope", "errorMessage": "scope #1 contains U+00E9"}, error=True)
     with pytest.raises(InvalidScope, match="U\\+00E9"):
-        TokenClient(LambdaTransport("vendor", client=bad)).get_token("x")
+        TokenClient(LambdaTransport("vendor", client=bad, prove_identity=False)).get_token("x")
 
     down = FakeLambda(
         {"errorType": "UpstreamUnavailable", "errorMessage": "token endpoint unavailable"}, error=True
     )
     with pytest.raises(UpstreamUnavailable):
-        TokenClient(LambdaTransport("vendor", client=down), sleep=lambda s: None).get_token("fr:idm:*")
+        TokenClient(
+            LambdaTransport("vendor", client=down, prove_identity=False), sleep=lambda s: None
+        ).get_token("fr:idm:*")
     assert len(down.calls) == 3  # retried with backoff, then given up
 
     good = FakeLambda({"access_token": "t" * 30, "expires_at": 4102444800, "scope": "fr:idm:*"}, error=False)
-    client = TokenClient(LambdaTransport("vendor", client=good))
+    client = TokenClient(LambdaTransport("vendor", client=good, prove_identity=False))
     assert client.authorization_header("fr:idm:*") == "Bearer " + "t" * 30
     assert good.calls == [{"scopes": ["fr:idm:*"], "minValiditySeconds": 60}]

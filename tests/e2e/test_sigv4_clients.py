@@ -45,7 +45,7 @@ def any_front(request: Any, function_env: Any, identities: dict[str, Identity]) 
     from token_vendor import app
 
     function_env(CALLER_POLICY=POLICY)
-    api = ApiFront(app.lambda_handler, identities, function_url=request.param == "function-url").start()
+    api = ApiFront(app.http_handler, identities, function_url=request.param == "function-url").start()
     yield api
     api.stop()
 

@@ -70,3 +70,18 @@ def test_the_cli_status_and_flush(make_vendor: Any, fresh_stack: LocalStack) -> 
     assert refused.stderr.count("\n") == 1
     flushed = cli("flush", "--all", "--yes")
     assert (flushed.returncode, flushed.stdout.strip()) == (0, "flushed 1 item(s)")
+
+
+def test_an_unknown_table_is_exit_7_with_a_hint(fresh_stack: LocalStack) -> None:
+    """Issue 22: a misspelled table is a mistake to fix, not "retry later" (exit 6)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "token_client", "cache", "status", "--table", "no-such-table"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **fresh_stack.aws_env},
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 7
+    assert result.stderr.count("\n") == 1
+    assert "no table no-such-table" in result.stderr

@@ -118,7 +118,7 @@ def handler(function_env: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
         return Vended(CachedToken("fuzz-token-" + "x" * 20, 4102444800.0, " ".join(request.scopes)), "memory")
 
     monkeypatch.setattr(vending.TokenVendor, "vend", recording_vend)
-    return app.lambda_handler, calls
+    return app.http_handler, calls
 
 
 odd = st.none() | text | st.integers() | st.dictionaries(text, text, max_size=2) | st.lists(text, max_size=2)

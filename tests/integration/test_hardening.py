@@ -84,7 +84,7 @@ def _call(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     from local.lambda_context import LocalContext
     from token_vendor import app
 
-    response = app.lambda_handler(event, LocalContext())
+    response = app.http_handler(event, LocalContext())
     return response["statusCode"], json.loads(response["body"])
 
 
@@ -194,7 +194,7 @@ def test_non_string_header_or_query_values_are_400_before_any_route(
 def test_api_gateway_lookalikes_are_refused_as_invalid_request(
     invoke: Any, fresh_stack: LocalStack, event: dict[str, Any]
 ) -> None:
-    with pytest.raises(InvalidRequest, match="not a proxy event"):
+    with pytest.raises(InvalidRequest, match="is not served by this function"):
         invoke(event)
     assert fresh_stack.standin.token_requests == 0
 
@@ -321,8 +321,10 @@ def test_a_refused_key_is_remembered_fleet_wide_until_a_new_secret_version(
         with pytest.raises(UpstreamRejected) as refused:
             containers[i % 3].vend(direct("fr:idm:*"), budget())
     assert fresh_stack.standin.token_requests <= 2
-    assert fresh_stack.account_id in refused.value.message
+    # Issue 22: the caller reads neither the account id nor the secret version; the log names both.
+    assert fresh_stack.account_id not in refused.value.message
     assert "secret version" in refused.value.message
+    assert "log" in refused.value.message
 
     # The operator rotates: a new secret version with the registered key is tried at once.
     fresh_stack.put_secret(fresh_stack.secret_for(stranger))

@@ -32,7 +32,7 @@ def http(function_env: Any) -> Any:
     function_env(CALLER_POLICY=POLICY)
 
     def call(event: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
-        response = app.lambda_handler(event, LocalContext())
+        response = app.http_handler(event, LocalContext())
         headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
         for name, values in (response.get("multiValueHeaders") or {}).items():
             headers.setdefault(name.lower(), values[-1])

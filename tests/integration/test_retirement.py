@@ -100,7 +100,7 @@ def test_a_malformed_fingerprint_is_invalid_request(invoke: Any, fresh_stack: Lo
 def _http(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     from token_vendor import app
 
-    response = app.lambda_handler(event, LocalContext())
+    response = app.http_handler(event, LocalContext())
     return response["statusCode"], json.loads(response["body"])
 
 

@@ -17,9 +17,10 @@ import pytest
 from tests.integration.conftest import Recorder
 from tests.integration.token_servers import Served, serve_gunicorn, serve_stdlib, serve_waitress
 from token_vendor.assertion import Assertion
+from token_vendor.bounded_http import endpoint_pool
 from token_vendor.deadline import Deadline
 from token_vendor.errors import UpstreamUnavailable
-from token_vendor.token_endpoint import TokenEndpoint, endpoint_pool
+from token_vendor.token_endpoint import TokenEndpoint
 
 pytestmark = pytest.mark.integration
 

@@ -175,7 +175,9 @@ def test_only_the_functions_role_may_use_the_cache_key_and_only_for_the_token_ca
     assert "kms:*" not in admin
     assert not {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:ReEncrypt*"} & set(admin)
     use = by_sid["VendorEnvelopeUse"]
-    assert use["Principal"] == {"AWS": {"Fn::GetAtt": "TokenVendorFunctionRole.Arn"}}
+    assert use["Principal"] == {
+        "AWS": [{"Fn::GetAtt": "TokenVendorFunctionRole.Arn"}, {"Fn::GetAtt": "TokenApiFunctionRole.Arn"}]
+    }
     assert use["Condition"] == {"StringEquals": {"kms:EncryptionContext:purpose": "token-cache"}}
     # DynamoDB's own SSE may use it only through DynamoDB, for this account.
     sse = by_sid["DynamoDbServerSideEncryption"]["Condition"]["StringEquals"]
@@ -323,18 +325,57 @@ def test_the_http_front_is_a_choice_and_the_function_url_uses_iam(template: dict
     resources = template["Resources"]
     assert resources["TokenApi"]["Condition"] == "WithRestApi"
     assert resources["TokenApiInvokePermission"]["Condition"] == "WithRestApi"
-    url = resources["TokenVendorFunctionUrl"]
+    url = resources["TokenApiFunctionUrl"]
     assert (url["Condition"], url["Properties"]["AuthType"]) == ("WithFunctionUrl", "AWS_IAM")
-    organization = resources["TokenVendorFunctionUrlOrganization"]
+    assert url["Properties"]["TargetFunctionArn"] == {"Ref": "TokenApiFunction"}
+    organization = resources["TokenApiFunctionUrlOrganization"]
     assert organization["Condition"] == "FunctionUrlForOrganization"
     assert organization["Properties"]["FunctionUrlAuthType"] == "AWS_IAM"
     assert organization["Properties"]["PrincipalOrgID"] == {"Ref": "AllowedOrganizationId"}
+    # Issue 23: since October 2025 a URL caller also needs lambda:InvokeFunction, and only via the URL.
+    invoke = resources["TokenApiFunctionUrlOrganizationInvoke"]["Properties"]
+    assert (invoke["Action"], invoke["InvokedViaFunctionUrl"]) == ("lambda:InvokeFunction", True)
+    assert invoke["PrincipalOrgID"] == {"Ref": "AllowedOrganizationId"}
+    assert invoke["FunctionName"] == {"Ref": "TokenApiFunction"}
     assert "Events" not in resources["TokenVendorFunction"]["Properties"]
+    assert "Events" not in resources["TokenApiFunction"]["Properties"]
     # Every REST method is SigV4 (AWS_IAM), as before.
     body = resources["TokenApi"]["Properties"]["DefinitionBody"]
     for method in ("get", "post"):
         assert body["paths"]["/token"][method]["security"] == [{"sigv4": []}]
     assert body["components"]["securitySchemes"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
+
+
+def test_two_functions_one_package_each_front_on_its_own_function(template: dict[str, Any]) -> None:
+    """Issue 21: HTTP events reach only TokenApiFunction, whose permissions name only this stack's API and
+    function URL; the state machine invokes TokenVendorFunction."""
+    resources = template["Resources"]
+    vendor, api = resources["TokenVendorFunction"]["Properties"], resources["TokenApiFunction"]["Properties"]
+    assert (vendor["CodeUri"], api["CodeUri"]) == ("functions/token_vendor/", "functions/token_vendor/")
+    assert (vendor["Handler"], api["Handler"]) == (
+        "token_vendor.app.lambda_handler",
+        "token_vendor.app.http_handler",
+    )
+    assert "DIRECT_INVOKE_SCOPES" not in api["Environment"]["Variables"]
+    assert vendor["Environment"]["Variables"]["IDENTITY_AUDIENCE"] == {"Ref": "IdentityAudience"}
+    permission = resources["TokenApiInvokePermission"]["Properties"]
+    assert permission["FunctionName"] == {"Ref": "TokenApiFunction"}
+    assert "${TokenApi}" in permission["SourceArn"]["Fn::Sub"]
+    permissions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
+    assert all(p["Properties"]["FunctionName"] == {"Ref": "TokenApiFunction"} for p in permissions)
+    body = json.dumps(resources["TokenApi"]["Properties"]["DefinitionBody"])
+    assert "TokenApiFunction.Arn" in body
+    assert "TokenVendorFunction" not in body
+    machine = json.dumps(resources["SampleTokenStateMachine"]["Properties"])
+    assert "TokenVendorFunction.Arn" in machine
+    assert "TokenApiFunction" not in machine
+    for name in ("TokenVendorFunction", "TokenApiFunction"):
+        statements = resources[name]["Properties"]["Policies"][0]["Statement"]
+        assert [st["Sid"] for st in statements if "Sid" in st] == [
+            "ReadTheOneSecret",
+            "UseTheOneTable",
+            "EnvelopeWithTheOneKey",
+        ]
 
 
 def test_a_long_caller_policy_can_live_in_ssm(template: dict[str, Any]) -> None:

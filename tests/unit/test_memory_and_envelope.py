@@ -13,9 +13,9 @@ from token_vendor.memory_cache import MemoryCache
 def test_the_memory_cache_is_bounded_and_evicts_the_least_recently_used() -> None:
     cache = MemoryCache(max_entries=3)
     for i in range(3):
-        cache.put(f"k{i}", CachedToken(f"t{i}", 100.0, "s"))
+        cache.put(f"k{i}", CachedToken(f"t{i}", 100.0, "s"), 0.0)
     cache.get("k0")
-    cache.put("k3", CachedToken("t3", 100.0, "s"))
+    cache.put("k3", CachedToken("t3", 100.0, "s"), 0.0)
 
     assert len(cache) == 3
     assert cache.get("k1") is None
@@ -24,9 +24,20 @@ def test_the_memory_cache_is_bounded_and_evicts_the_least_recently_used() -> Non
 
 def test_the_memory_cache_never_replaces_a_fresher_token() -> None:
     cache = MemoryCache()
-    cache.put("k", CachedToken("new", 200.0, "s"))
-    cache.put("k", CachedToken("old", 100.0, "s"))
+    cache.put("k", CachedToken("new", 200.0, "s"), 0.0)
+    cache.put("k", CachedToken("old", 100.0, "s"), 0.0)
     assert cache.get("k") == CachedToken("new", 200.0, "s")
+
+
+def test_a_warm_entry_is_rechecked_against_the_table_every_minute() -> None:
+    cache = MemoryCache()
+    cache.put("k", CachedToken("t", 1000.0, "s"), checked_at=100.0)
+
+    assert cache.get_checked("k", 159.9) is not None
+    assert cache.get_checked("k", 160.0) is None  # a minute on: read the shared item again
+    assert cache.get_checked("k", 99.0) is None  # a clock that went back cannot skip the check
+    cache.put("k", CachedToken("older", 900.0, "s"), checked_at=160.0)  # the re-read found an older copy
+    assert cache.get_checked("k", 200.0) == CachedToken("t", 1000.0, "s")
 
 
 def test_cache_keys_separate_tenants_accounts_and_scope_sets_and_stay_short() -> None:

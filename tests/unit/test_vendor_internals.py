@@ -63,7 +63,7 @@ def test_pruning_remembered_rejections_is_safe_while_others_insert() -> None:
         try:
             for i in range(2000):
                 until = now[0] + (60 if i % 2 else -1)  # half of them already expired
-                rejections.put(f"k{offset}-{i}", Rejection("m", "invalid_scope", (), until))
+                rejections.put(f"k{offset}-{i}", Rejection("invalid_scope", (), until))
         except BaseException as exc:
             errors.append(exc)
 

@@ -1,22 +1,38 @@
-"""Lambda entry points: parse the event, call the vendor, shape the answer. Nothing else lives here."""
+"""Lambda entry points: parse the event, call the vendor, shape the answer. Nothing else lives here.
+
+Two functions run this package (CONTRACT section 1), each named in template.yaml:
+- ``lambda_handler`` (``TokenVendorFunction``): direct invocations and Step Functions tasks. A function
+  cannot tell who invoked it, so an event shaped like API Gateway or a function URL is refused here: its
+  identity would be whatever the invoker wrote. A direct invoker proves who it is with a signed
+  ``sts:GetCallerIdentity`` (``identity``), which STS checks.
+- ``http_handler`` (``TokenApiFunction``): API Gateway and function URL events only, whose identity the
+  service wrote; its resource-based permissions name only this stack's API and function URL.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from token_vendor import observability
 from token_vendor.deadline import Deadline
 from token_vendor.errors import InternalError, InvalidRequest, TokenVendorError
+from token_vendor.identity_proof import parse_proof
 from token_vendor.results import token_result
 from token_vendor.runtime import Runtime
-from token_vendor.vend_request import DIRECT_CALLER, parse_document
+from token_vendor.vend_request import DIRECT_CALLER, VendRequest, parse_document
 
 _runtime = Runtime()
 _runtime.prepare()  # Lambda's init phase: settings and AWS clients, before the first request
 _http_front: Any = None
 _cold_start = True
+logger = logging.getLogger("token_vendor")
+
+# Members only API Gateway and function URL events carry (CONTRACT section 1), and their companions.
+_HTTP_MARKERS = ("requestContext", "httpMethod", "routeKey", "rawPath", "headers", "multiValueHeaders")
 
 
 def current_runtime() -> Runtime:
@@ -37,41 +53,41 @@ def _is_http_event(event: Any) -> bool:
     )
 
 
-# Members only API Gateway and Function URL events carry; a direct request has none of them.
-_HTTP_MARKERS = ("requestContext", "headers", "multiValueHeaders", "httpMethod", "rawPath", "routeKey")
-
-
-def _handle_direct(event: Any, context: Any) -> dict[str, Any]:
-    try:
-        if isinstance(event, dict) and any(marker in event for marker in _HTTP_MARKERS):
-            raise InvalidRequest(
-                "the event looks like an API Gateway event but is not a proxy event "
-                "(REST proxy: httpMethod and requestContext; HTTP API or function URL: version 2.0); "
-                'a direct request is {"scope": "..."}'
-            )
-        request = parse_document(event, DIRECT_CALLER)
-        vended = _runtime.vendor().vend(request, Deadline.from_context(context, time.monotonic))
-    except TokenVendorError as exc:
-        observability.note_refusal(DIRECT_CALLER, exc)
-        raise
-    observability.note_vend(request, vended)
-    return token_result(vended, time.time())
-
-
-def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
-    """Direct invocation and Step Functions tasks get the result or raise a stable error by class name;
-    API Gateway events get an HTTP response. Either way, one audit line is written (observability)."""
+def _begin(context: Any) -> None:
     global _cold_start
     observability.begin(context, _cold_start)
     _cold_start = False
+
+
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    """``TokenVendorFunction``: the result, or a stable error raised by class name (Step Functions
+    ``ErrorEquals`` matches it). One audit line per invocation."""
+    _begin(context)
     try:
-        return _dispatch(event, context)
+        return _direct(event, context)
+    except TokenVendorError:
+        raise
+    except Exception as exc:
+        logger.exception("unexpected error")
+        internal = InternalError("internal error; the request id is in the function's logs")
+        observability.note_refusal(DIRECT_CALLER, internal)
+        raise internal from exc
     finally:
         observability.finish()
 
 
-def _dispatch(event: Any, context: Any) -> dict[str, Any]:
-    if _is_http_event(event):
+def http_handler(event: Any, context: Any) -> dict[str, Any]:
+    """``TokenApiFunction``: API Gateway (REST) and function URL events get an HTTP response; anything
+    else is refused, raised as ``InvalidRequest`` (whoever sent it invoked the function directly)."""
+    _begin(context)
+    try:
+        if not _is_http_event(event):
+            error = InvalidRequest(
+                "this function serves API Gateway and function URL events only; invoke the token vendor "
+                "function (TokenVendorFunction) for a direct request"
+            )
+            observability.note_refusal(DIRECT_CALLER, error)
+            raise error
         global _http_front
         if _http_front is None:
             from token_vendor.http_api import HttpFront
@@ -79,12 +95,46 @@ def _dispatch(event: Any, context: Any) -> dict[str, Any]:
             _http_front = HttpFront(current_runtime)
         result: dict[str, Any] = _http_front.handle(event, context)
         return result
+    finally:
+        observability.finish()
+
+
+def _direct(event: Any, context: Any) -> dict[str, Any]:
+    caller = DIRECT_CALLER
     try:
-        return _handle_direct(event, context)
-    except TokenVendorError:
+        if isinstance(event, Mapping) and any(marker in event for marker in _HTTP_MARKERS):
+            raise InvalidRequest(
+                "an API Gateway or function URL event is not served by this function: its identity would be "
+                'whatever the invoker wrote. A direct request is {"scope": "..."}, optionally with an '
+                "identity proof ('identity'); HTTP callers use the API"
+            )
+        proof_document = event.get("identity") if isinstance(event, Mapping) else None
+        document = (
+            {k: v for k, v in event.items() if k != "identity"} if isinstance(event, Mapping) else event
+        )
+        request = parse_document(document, DIRECT_CALLER)
+        vendor = _runtime.vendor()
+        deadline = Deadline.from_context(context, time.monotonic)
+        if isinstance(event, Mapping) and "identity" in event:
+            request = _proven(request, proof_document, deadline)
+            caller = request.caller
+        vended = vendor.vend(request, deadline)
+    except TokenVendorError as exc:
+        observability.note_refusal(caller, exc)
         raise
-    except Exception as exc:
-        logging.getLogger("token_vendor").exception("unexpected error")
-        internal = InternalError("internal error; the request id is in the function's logs")
-        observability.note_refusal(DIRECT_CALLER, internal)
-        raise internal from exc
+    observability.note_vend(request, vended)
+    return token_result(vended, time.time())
+
+
+def _proven(request: VendRequest, proof_document: object, deadline: Deadline) -> VendRequest:
+    """The request as the principal STS names. A proof that fails never falls back to
+    DIRECT_INVOKE_SCOPES (CONTRACT section 6)."""
+    settings = _runtime.vendor().settings
+    proof = parse_proof(
+        proof_document,
+        sts_url=settings.sts_endpoint_url,
+        audience=settings.identity_audience,
+        now=time.time(),
+    )
+    arn = _runtime.proof_verifier().verify(proof, deadline)
+    return replace(request, caller=arn, identified="sts-proof")

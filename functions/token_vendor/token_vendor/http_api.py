@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -83,6 +84,7 @@ def _build(
     runtime: Callable[[], Runtime],
     caller_of: Callable[[ApiGatewayResolver], str | None],
     query_of: Callable[[ApiGatewayResolver], dict[str, list[str]]],
+    identified: str,
 ) -> ApiGatewayResolver:
     def caller() -> str:
         arn = caller_of(resolver)
@@ -93,7 +95,7 @@ def _build(
     def serve(parse: Callable[[str], VendRequest]) -> Response[str]:
         arn = caller()
         try:
-            request = parse(arn)
+            request = replace(parse(arn), identified=identified)
             vendor = runtime().vendor()
             deadline = Deadline.from_context(resolver.lambda_context, time.monotonic)
             vended = vendor.vend(request, deadline)
@@ -166,8 +168,11 @@ def _http_v2_query(resolver: ApiGatewayResolver) -> dict[str, list[str]]:
 
 class HttpFront:
     def __init__(self, runtime: Callable[[], Runtime]) -> None:
-        self.rest = _build(APIGatewayRestResolver(), runtime, _rest_caller, _rest_query)
-        self.http_v2 = _build(APIGatewayHttpResolver(), runtime, _http_v2_caller, _http_v2_query)
+        self.rest = _build(APIGatewayRestResolver(), runtime, _rest_caller, _rest_query, "api-gateway")
+        # Payload 2.0 reaches this stack only from its function URL (the template deploys no HTTP API).
+        self.http_v2 = _build(
+            APIGatewayHttpResolver(), runtime, _http_v2_caller, _http_v2_query, "function-url"
+        )
 
     def handle(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         is_v2 = event.get("version") == "2.0"

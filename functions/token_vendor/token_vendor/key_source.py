@@ -199,7 +199,11 @@ class KeySource:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in _CONFIG_CODES:
-                raise ConfigurationError(f"secret {self._secret_id} {_CONFIG_CODES[code]}") from exc
+                problem = f"secret {self._secret_id} {_CONFIG_CODES[code]}"
+                logger.error(  # an operator must act: a wrong id, a missing grant, a disabled key
+                    "service account secret cannot be read", extra={"problem": problem, "code": code}
+                )
+                raise ConfigurationError(problem) from exc
             return self._keep_or_fail(f"Secrets Manager error {code or 'unknown'}", exc)
         except BotoCoreError as exc:
             return self._keep_or_fail(f"Secrets Manager unreachable ({type(exc).__name__})", exc)

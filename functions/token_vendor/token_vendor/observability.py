@@ -125,6 +125,7 @@ def note_vend(request: VendRequest, vended: Vended) -> None:
         invocation.fields = {
             "message": "token vended",
             "caller": request.caller,
+            "identified": request.identified,
             "scopes": list(request.scopes),
             "outcome": "ok",
             "tier": vended.tier,

@@ -12,13 +12,14 @@ import os
 import threading
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import botocore.session
-from botocore.config import Config
 
+from token_vendor.aws_budget import CLIENT_CONFIG, BoundedClient
 from token_vendor.envelope import Envelope
 from token_vendor.errors import ConfigurationError
+from token_vendor.identity_proof import ProofVerifier
 from token_vendor.key_source import KeySource
 from token_vendor.memory_cache import MemoryCache
 from token_vendor.settings import Settings, load_settings
@@ -33,8 +34,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 
-# Fail fast on AWS: a slow dependency must degrade (table) or surface (secret), not eat the budget.
-_AWS_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
+
+def _client(session: botocore.session.Session, service: str) -> Any:
+    """A client whose every call ends by the vend's deadline (aws_budget): timeouts and attempts come
+    from the time left, not from fixed settings."""
+    return BoundedClient(session.create_client(service, config=CLIENT_CONFIG))
 
 
 def build_vendor(
@@ -47,7 +51,7 @@ def build_vendor(
     if settings.cache_key_id:
         envelope = Envelope(
             settings.cache_key_id,
-            cast("KMSClient", session.create_client("kms", config=_AWS_CONFIG)),
+            cast("KMSClient", _client(session, "kms")),
             clock=wall,
             context={"purpose": "token-cache", "table": settings.table_name},
         )
@@ -55,14 +59,14 @@ def build_vendor(
         logger.warning("TOKEN_CACHE_KEY_ID is not set: cached tokens are stored unencrypted")
     table = TokenTable(
         settings.table_name,
-        cast("DynamoDBClient", session.create_client("dynamodb", config=_AWS_CONFIG)),
+        cast("DynamoDBClient", _client(session, "dynamodb")),
         clock=wall,
         envelope=envelope,
     )
     keys = KeySource(
         settings.secret_id,
         # Created on first use: a cold start served from the table never needs it.
-        lambda: cast("SecretsManagerClient", session.create_client("secretsmanager", config=_AWS_CONFIG)),
+        lambda: cast("SecretsManagerClient", _client(session, "secretsmanager")),
         clock=time.monotonic,
         env_account_id=settings.service_account_id,
     )
@@ -87,6 +91,7 @@ class Runtime:
         self._error: ConfigurationError | None = None
         self._logged = False
         self._lock = threading.Lock()
+        self._verifier: ProofVerifier | None = None
 
     def prepare(self) -> None:
         """Wire the vendor now. ``app`` calls this at import, so Lambda's init phase pays for the settings
@@ -97,6 +102,13 @@ class Runtime:
                     self._vendor = build_vendor(load_settings(self._environ or os.environ))
                 except ConfigurationError as exc:
                     self._error = exc
+
+    def proof_verifier(self) -> ProofVerifier:
+        """Created on the first identity proof: callers without one never pay for it."""
+        with self._lock:
+            if self._verifier is None:
+                self._verifier = ProofVerifier(clock=time.time)
+            return self._verifier
 
     def vendor(self) -> TokenVendor:
         if self._vendor is not None:

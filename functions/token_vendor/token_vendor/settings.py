@@ -39,6 +39,10 @@ class Settings:
     # Scope globs direct invokers and Step Functions tasks may obtain; None: every direct call is denied.
     direct_invoke_scopes: tuple[str, ...] | None = None
     min_refresh_interval_seconds: int = 30
+    # A direct invoker's identity proof must carry this audience and be addressed to this STS endpoint.
+    identity_audience: str = "token-vendor"
+    sts_endpoint_url: str = "https://sts.us-east-1.amazonaws.com/"
+    keep_warm_seconds: int = 3600
 
 
 def _fail(variable: str, problem: str) -> ConfigurationError:
@@ -171,6 +175,20 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         else with_explicit_port(endpoint)
     )
     account_id = env.get("SERVICE_ACCOUNT_ID", "").strip() or None
+    sts_raw = env.get("STS_ENDPOINT_URL", "").strip()
+    region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip() or "us-east-1"
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}", region):
+        raise _fail("AWS_REGION", "is not an AWS region name")
+    sts = (
+        parse_endpoint_url("STS_ENDPOINT_URL", sts_raw) if sts_raw else f"https://sts.{region}.amazonaws.com/"
+    )
+    identity_audience = (
+        env.get("IDENTITY_AUDIENCE", "").strip()
+        or env.get("AWS_LAMBDA_FUNCTION_NAME", "").strip()
+        or "token-vendor"
+    )
+    if not re.fullmatch(r"[\x21-\x7e]{1,256}", identity_audience):
+        raise _fail("IDENTITY_AUDIENCE", "must be 1 to 256 printable ASCII characters without spaces")
     return Settings(
         tenant_fqdn=tenant,
         secret_id=secret_id,
@@ -185,4 +203,16 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         service_account_id=account_id,
         direct_invoke_scopes=_direct_invoke_scopes(env),
         min_refresh_interval_seconds=_seconds(env, "MIN_REFRESH_INTERVAL_SECONDS", 30),
+        identity_audience=identity_audience,
+        sts_endpoint_url=sts,
+        keep_warm_seconds=_keep_warm(env),
     )
+
+
+def _keep_warm(env: Mapping[str, str]) -> int:
+    raw = env.get("KEEP_WARM_SECONDS", "").strip()
+    if not raw:
+        return 3600
+    if not re.fullmatch(r"[0-9]{1,6}", raw) or int(raw) > 86_400:
+        raise _fail("KEEP_WARM_SECONDS", "must be a whole number of seconds from 0 to 86400 (0 turns it off)")
+    return int(raw)

@@ -8,12 +8,10 @@ One ``urllib3.PoolManager`` per execution environment keeps the TLS connection w
 from __future__ import annotations
 
 import email.utils
-import http.client
 import json
 import logging
 import random
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,11 +21,11 @@ from urllib.parse import urlencode, urlsplit
 import urllib3
 import urllib3.connection
 
+from token_vendor import bounded_http
 from token_vendor.assertion import Assertion
 from token_vendor.deadline import Deadline
 from token_vendor.errors import UpstreamRejected, UpstreamUnavailable
 from token_vendor.scopes import Scopes
-from token_vendor.watchdog import Watchdog, shut_down
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 
@@ -40,6 +38,9 @@ BACKOFF_BASE = 0.2
 BACKOFF_CAP = 2.0
 MAX_BODY_BYTES = 64 * 1024
 MIN_ATTEMPT_SECONDS = 0.05
+MAX_EXPIRES_IN = 86_400  # a day: AIC issues minutes; more is a broken or hostile answer (CONTRACT 8)
+MAX_TOKEN_CHARS = 16_384
+_PRINTABLE_ASCII = re.compile(rf"[\x20-\x7e]{{1,{MAX_TOKEN_CHARS}}}")
 _UNSUPPORTED_SCOPE = re.compile(r"Unsupported scope for service account:\s*(.+)", re.IGNORECASE)
 _OAUTH_CODE = re.compile(r"[a-z_]{1,64}")
 
@@ -58,62 +59,6 @@ class IssuedToken:
 
     def __repr__(self) -> str:
         return f"IssuedToken(expires_in={self.expires_in}, jti={self.jti!r}, attempts={self.attempts})"
-
-
-class _Exchange(threading.local):
-    """The attempt running on this thread: its deadline and the watchdog ticket of its connection."""
-
-    deadline: Deadline | None = None
-    ticket: int | None = None
-
-
-_current = _Exchange()
-_WATCHDOG = Watchdog()
-
-
-def _watch(connection: urllib3.connection.HTTPConnection) -> None:
-    deadline = _current.deadline
-    if deadline is None or _current.ticket is not None:
-        return
-    at = time.monotonic() + deadline.remaining()
-    _current.ticket = _WATCHDOG.watch(at, lambda: shut_down(connection.sock))
-
-
-class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
-    """A connection the watchdog shuts at the exchange's deadline, from its connect or first request."""
-
-    def connect(self) -> None:
-        _watch(self)
-        super().connect()
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _watch(self)
-        super().request(*args, **kwargs)
-
-
-class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
-    def connect(self) -> None:
-        _watch(self)
-        super().connect()
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _watch(self)
-        super().request(*args, **kwargs)
-
-
-class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-def endpoint_pool(**options: Any) -> urllib3.PoolManager:
-    """One pool per execution environment (keeps TLS warm), whose connections end at the deadline."""
-    manager = urllib3.PoolManager(num_pools=2, maxsize=4, retries=False, **options)
-    manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
-    return manager
 
 
 class _Retryable(Exception):
@@ -193,10 +138,20 @@ def parse_token_response(body: bytes) -> tuple[str, int, str | None]:
     token = document.get("access_token")
     if not isinstance(token, str) or not token:
         raise UpstreamUnavailable("token endpoint answered 200 without an access_token")
+    if not _PRINTABLE_ASCII.fullmatch(token):  # RFC 6750 section 2.1: a bearer token is printable ASCII
+        raise UpstreamUnavailable(
+            "token endpoint answered 200 with an access_token that is not printable ASCII"
+        )
     expires_in = document.get("expires_in")
     # The token is opaque (an encrypted JWT): expires_in is the only source of its lifetime.
-    if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
-        raise UpstreamUnavailable("token endpoint answered 200 without a positive integer expires_in")
+    if (
+        isinstance(expires_in, bool)
+        or not isinstance(expires_in, int)
+        or not 0 < expires_in <= MAX_EXPIRES_IN
+    ):
+        raise UpstreamUnavailable(
+            f"token endpoint answered 200 without an integer expires_in from 1 to {MAX_EXPIRES_IN}"
+        )
     scope = document.get("scope")
     return token, expires_in, scope if isinstance(scope, str) else None
 
@@ -217,7 +172,7 @@ class TokenEndpoint:
     ) -> None:
         self.url = url
         self._host = urlsplit(url).hostname or url
-        self._pool = pool or endpoint_pool()
+        self._pool = pool or bounded_http.endpoint_pool()
         self._metrics = metrics
         self._sleep = sleep
         self._wall_clock = wall_clock
@@ -277,19 +232,6 @@ class TokenEndpoint:
             f"token endpoint unavailable: {reason}", retry_after=max(1, min(retry_after, 60))
         )
 
-    @staticmethod
-    def _read_body(response: urllib3.BaseHTTPResponse) -> bytes:
-        """The body in chunks (plain, chunked or read to close), at most one byte past the limit."""
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_BODY_BYTES:
-            chunk = response.read(min(16384, MAX_BODY_BYTES + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return retry_after
@@ -307,53 +249,25 @@ class TokenEndpoint:
                 "scope": " ".join(scopes),
             }
         )
-        remaining = deadline.remaining()
-        timeout = urllib3.Timeout(
-            connect=min(self._connect_timeout, remaining), read=min(self._read_timeout, remaining)
-        )
-        _current.deadline, _current.ticket = deadline, None
-        sent = False
         try:
-            response = self._pool.request(
-                "POST",
+            answer = bounded_http.post(
+                self._pool,
                 self.url,
-                body=body,
-                headers={
-                    "Content-Type": "application/x-www-form-urlencoded",
-                    "Accept": "application/json",
-                },
-                timeout=timeout,
-                retries=False,
-                redirect=False,
-                preload_content=False,
+                body.encode(),
+                {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
+                deadline,
+                connect_timeout=self._connect_timeout,
+                read_timeout=self._read_timeout,
+                max_body=MAX_BODY_BYTES,
             )
-            sent = True
-            data = self._read_body(response)
-        except urllib3.exceptions.NameResolutionError as exc:
-            raise _Retryable(
-                f"host {self._host} does not resolve (check TENANT_FQDN or TOKEN_ENDPOINT_URL)"
-            ) from exc
-        except urllib3.exceptions.NewConnectionError as exc:  # a subclass of the timeout error in urllib3 2
-            raise _Retryable(f"connection to {self._host} failed ({type(exc).__name__})") from exc
-        except urllib3.exceptions.ConnectTimeoutError as exc:
-            raise _Retryable(f"connecting to {self._host} timed out") from exc
-        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
-            # The request left (or was leaving): AIC may have minted a token it could not deliver.
-            if deadline.remaining() <= 0:
-                raise _Retryable("no complete answer within the time left", sent=True) from exc
-            if isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError)):
-                raise _Retryable(f"timed out ({type(exc).__name__})", sent=True) from exc
-            raise _Retryable(f"connection failed ({type(exc).__name__})", sent=True) from exc
-        finally:
-            ticket, _current.deadline, _current.ticket = _current.ticket, None, None
-            in_time = ticket is None or _WATCHDOG.release(ticket)
-            if sent:
-                response.release_conn()  # a connection the watchdog shut is discarded by the pool on reuse
-        if not in_time:  # shut at the deadline: what was read may be cut short
-            raise _Retryable("no complete answer within the time left", sent=True)
-        status = response.status
+        except bounded_http.NoAnswer as exc:
+            reason = exc.reason
+            if exc.unresolved:
+                reason = f"host {self._host} does not resolve (check TENANT_FQDN or TOKEN_ENDPOINT_URL)"
+            raise _Retryable(reason, sent=exc.sent) from exc
+        status, data = answer.status, answer.body
         if status == 429 or status >= 500:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._wall_clock())
+            retry_after = parse_retry_after(answer.headers.get("Retry-After"), self._wall_clock())
             raise _Retryable(f"HTTP {status}", retry_after)
         if len(data) > MAX_BODY_BYTES:
             raise UpstreamUnavailable(f"token endpoint answered HTTP {status} with an oversized body")

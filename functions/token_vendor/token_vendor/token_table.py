@@ -38,11 +38,15 @@ _LEASE_ITEM_TTL = 3600
 # Without encryption the expiry cannot be authenticated: one further ahead than AIC ever issues (899 s)
 # is a forgery by someone who can write the table, and a miss.
 MAX_PLAIN_EXPIRY_AHEAD = 3600
+# Containers' clocks differ a little: the writer's expiry can look this much further ahead to a reader.
+MAX_CLOCK_SKEW = 60.0
+MAX_TOKEN_LIFETIME = 86_400.0  # the longest expires_in the vendor accepts from AIC (CONTRACT section 8)
 # A lease, a rejection or a refresh backoff further ahead than this code ever writes is forged: ignored.
 MAX_LEASE_SECONDS = 30.0
 MAX_REJECTION_SECONDS = 120.0
 MAX_BACKOFF_SECONDS = 120.0
 ANY_VERSION = "*"  # a rejection that holds whatever the secret version (invalid_scope)
+REMEMBERED_CODES = frozenset({"invalid_scope", "invalid_client", "invalid_grant"})
 # The lease is free: absent, lapsed, forged (further ahead than any holder sets) or malformed.
 _LEASE_FREE = (
     "(attribute_not_exists(lease_until) OR lease_until < :now OR lease_until > :far"
@@ -60,7 +64,6 @@ class CacheMisconfigured(CacheUnavailable):
 
 @dataclass(frozen=True)
 class Rejection:
-    message: str
     upstream_code: str
     scopes: tuple[str, ...]
     until: float
@@ -143,10 +146,11 @@ def _lease_values(holder: str, seconds: float, now: float) -> dict[str, Any]:
     }
 
 
-def token_aad(key: str, expires_at: float, scope: str) -> bytes:
-    """What AES-GCM authenticates with the token: the item's key, its expiry and its scope. A table writer
-    who moves a token or extends its expiry gets a ciphertext that no longer opens (a miss)."""
-    return f"{key}\n{expires_at!r}\n{scope}".encode()
+def token_aad(key: str, expires_at: float, scope: str, lifetime: float) -> bytes:
+    """What AES-GCM authenticates with the token: the item's key, its expiry, its scope and its lifetime.
+    A table writer who moves a token, extends its expiry or shortens its lifetime gets a ciphertext that
+    no longer opens (a miss)."""
+    return f"{key}\n{expires_at!r}\n{scope}\n{lifetime!r}".encode()
 
 
 class TokenTable:
@@ -203,6 +207,7 @@ class TokenTable:
                 ":negfar": {"N": repr(now + MAX_REJECTION_SECONDS)},
                 ":any": {"S": ANY_VERSION},
                 ":ver": {"S": key_version or ANY_VERSION},
+                **{f":c{i}": {"S": code} for i, code in enumerate(sorted(REMEMBERED_CODES), 1)},
             }
         )
         conditions = [
@@ -210,7 +215,9 @@ class TokenTable:
             # no remembered rejection that holds for this key version (CONTRACT section 8)
             "(attribute_not_exists(neg_until) OR neg_until < :now OR neg_until > :negfar"
             " OR NOT attribute_type(neg_until, :num)"
-            " OR (attribute_exists(neg_version) AND neg_version <> :any AND neg_version <> :ver))",
+            " OR (attribute_exists(neg_version) AND neg_version <> :any AND neg_version <> :ver)"
+            # a code this vendor never writes is planted: no rejection (as _rejection reads it)
+            " OR (attribute_exists(neg_code) AND neg_code <> :c1 AND neg_code <> :c2 AND neg_code <> :c3))",
         ]
         if fresh_seconds is not None:
             conditions.append("(attribute_not_exists(expires_at) OR expires_at < :fresh)")
@@ -234,7 +241,7 @@ class TokenTable:
         conditions = [
             _LEASE_FREE,
             "fingerprint = :fp",
-            "(attribute_not_exists(retired_at) OR retired_at < :since"
+            "(attribute_not_exists(retired_at) OR retired_at < :since OR retired_at > :now"
             " OR NOT attribute_type(retired_at, :num))",
         ]
         return self._lease(key, conditions, values)
@@ -303,10 +310,14 @@ class TokenTable:
             backoff = _number(item, "refresh_backoff")
             if not_before is not None and not_before > now + MAX_BACKOFF_SECONDS:
                 not_before = None
+            if backoff is not None and not 0 < backoff <= MAX_BACKOFF_SECONDS:
+                backoff = None
         except (KeyError, TypeError, ValueError):
             not_before = backoff = None
         try:
             retired_at = _number(item, "retired_at")
+            if retired_at is not None and retired_at > now:
+                retired_at = None  # planted: no retirement happens in the future (CONTRACT section 8)
             retired = Retired(_string(item, "retired_fp"), retired_at) if retired_at is not None else None
         except (KeyError, TypeError, ValueError):
             retired = None
@@ -326,9 +337,11 @@ class TokenTable:
         until = _number(item, "neg_until")
         if until is None or until <= now or until > now + MAX_REJECTION_SECONDS:
             return None
+        code = _string(item, "neg_code", "invalid_scope")
+        if code not in REMEMBERED_CODES:
+            raise ValueError("neg_code")  # planted: this code never writes it
         return Rejection(
-            message=_string(item, "neg_message", "rejected by the token endpoint"),
-            upstream_code=_string(item, "neg_code", "invalid_scope"),
+            upstream_code=code,
             scopes=tuple(_string(item, "neg_scopes").split()),
             until=until,
             version=_string(item, "neg_version", ANY_VERSION),
@@ -339,11 +352,13 @@ class TokenTable:
         if self._envelope is None and expires_at > now + MAX_PLAIN_EXPIRY_AHEAD:
             logger.warning("cached token expires implausibly far ahead; treating it as a miss")
             return None
-        access_token = self._open_token(key, item, expires_at, scope)
+        lifetime = _number(item, "lifetime") or 0.0
+        access_token = self._open_token(key, item, expires_at, scope, lifetime)
         if access_token is None:
             return None
-        lifetime = _number(item, "lifetime") or 0.0
-        return CachedToken(access_token, expires_at, scope, min(max(lifetime, 0.0), MAX_PLAIN_EXPIRY_AHEAD))
+        if not expires_at - now - MAX_CLOCK_SKEW <= lifetime <= MAX_TOKEN_LIFETIME:
+            lifetime = 0.0  # unknown: a token never has more left than it lived (unencrypted items)
+        return CachedToken(access_token, expires_at, scope, lifetime)
 
     def store(self, key: str, token: CachedToken, holder: str, retired: Retired | None = None) -> bool:
         """Write the token if ``holder`` still holds the lease; False if it was fenced out. ``retired``
@@ -390,13 +405,11 @@ class TokenTable:
         sets: list[str] = []
         values: dict[str, Any] = {":h": {"S": holder}}
         if rejection is not None:
-            sets.append(
-                "neg_until = :nu, neg_message = :nm, neg_code = :nc, neg_scopes = :ns, neg_version = :nv"
-            )
+            # No message is stored: callers read only text the vendor composes (CONTRACT section 7).
+            sets.append("neg_until = :nu, neg_code = :nc, neg_scopes = :ns, neg_version = :nv")
             values.update(
                 {
                     ":nu": {"N": repr(rejection.until)},
-                    ":nm": {"S": rejection.message},
                     ":nc": {"S": rejection.upstream_code},
                     ":ns": {"S": " ".join(rejection.scopes) or "-"},
                     ":nv": {"S": rejection.version},
@@ -426,7 +439,8 @@ class TokenTable:
             return {"token": {"S": token.access_token}}
         try:
             sealed = self._envelope.seal(
-                token.access_token.encode(), token_aad(key, token.expires_at, token.scope)
+                token.access_token.encode(),
+                token_aad(key, token.expires_at, token.scope, float(token.lifetime)),
             )
         except (ClientError, BotoCoreError) as exc:
             raise _fail("encrypt (KMS)", exc) from exc
@@ -436,7 +450,9 @@ class TokenTable:
             "token_key": {"B": sealed.wrapped_key},
         }
 
-    def _open_token(self, key: str, item: dict[str, Any], expires_at: float, scope: str) -> str | None:
+    def _open_token(
+        self, key: str, item: dict[str, Any], expires_at: float, scope: str, lifetime: float
+    ) -> str | None:
         if "token" in item:
             if self._envelope is not None:
                 logger.warning("ignoring an unencrypted cached token while encryption is on")
@@ -450,7 +466,7 @@ class TokenTable:
             wrapped_key=_binary(item["token_key"]),
         )
         try:
-            return self._envelope.open(sealed, token_aad(key, expires_at, scope)).decode()
+            return self._envelope.open(sealed, token_aad(key, expires_at, scope, lifetime)).decode()
         except (EnvelopeError, UnicodeDecodeError):
             logger.warning("cached token failed to decrypt; treating it as a miss")
             return None

@@ -25,8 +25,9 @@ _ASCII_SECONDS = re.compile(r"[0-9]{1,6}")
 class VendRequest:
     scopes: Scopes
     min_validity: int | None
-    caller: str  # an IAM principal ARN for HTTP callers, DIRECT_CALLER for invokers
+    caller: str  # a proven IAM principal ARN (HTTP, identity proof), DIRECT_CALLER for unproven invokers
     rejected: str | None = None  # fingerprint of a token AIC refused (CONTRACT section 5)
+    identified: str = "direct"  # how: api-gateway | function-url | sts-proof | direct (CONTRACT section 6)
 
 
 def parse_rejected(value: object) -> str | None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from token_vendor import aws_budget
 from token_vendor.assertion import Assertion, sign_assertion
 from token_vendor.authorization import Authorizer
 from token_vendor.cached_token import CachedToken, cache_key, fingerprint
@@ -63,6 +64,7 @@ BACKOFF_MAX_SECONDS = 60.0
 # While AIC refuses the key, the secret is re-read at most this often, so a rotation shows at once.
 KEY_RECHECK_SECONDS = 10.0
 _ROTATION_CODES = frozenset({"invalid_client", "invalid_grant"})
+MAX_LOCAL_RETIREMENTS = 256
 
 
 class MetricsSink(Protocol):
@@ -139,6 +141,7 @@ class TokenVendor:
         self._account_ref = settings.service_account_id or settings.secret_id
         self._rejections = RememberedRejections(self._clocks.wall)
         self._locks = KeyLocks()
+        self._local_retirements: dict[str, float] = {}  # when the table is unusable (CONTRACT 8)
         self._misconfiguration_logged = False
         table.on_misconfigured = self._note_misconfigured
 
@@ -149,6 +152,10 @@ class TokenVendor:
     # -- the vend path ----------------------------------------------------------------------------
     def vend(self, request: VendRequest, deadline: Deadline) -> Vended:
         self.authorize(request)
+        with aws_budget.within(deadline):  # every AWS call of this vend ends by its deadline
+            return self._vend(request, deadline)
+
+    def _vend(self, request: VendRequest, deadline: Deadline) -> Vended:
         key = cache_key(self.settings.tenant_fqdn, self._account_ref, request.scopes)
         need = float(max(self.settings.min_validity_seconds, request.min_validity or 0))
         hit = self._memory_hit(key, need, request.rejected)
@@ -194,7 +201,7 @@ class TokenVendor:
         return max(need, ahead)
 
     def _memory_hit(self, key: str, need: float, rejected: str | None = None) -> Vended | None:
-        hit = self._memory.get(key)
+        hit = self._memory.get_checked(key, self._clocks.wall())
         if hit is not None and rejected is not None and fingerprint(hit.access_token) == rejected:
             return None  # the caller reports this very token: never hand it back
         if hit is not None and hit.seconds_left(self._clocks.wall()) >= self._fresh(hit, need):
@@ -247,18 +254,15 @@ class TokenVendor:
         is stored; the reporters wait for that replacement and never get the reported token back.
         """
         rejected = request.rejected or ""
+        interval = float(self.settings.min_refresh_interval_seconds)
         in_memory = self._memory.get(key)
+        entry = self._read_table(key)
+        if entry is None:  # shared cache down: this container replaces its own copy, rate-limited here
+            return self._retire_unshared(key, request, need, deadline, in_memory, interval)
         if in_memory is not None and fingerprint(in_memory.access_token) == rejected:
             self._memory.drop(key)
-        entry = self._read_table(key)
-        if entry is None:  # shared cache down: this container replaces its own copy
-            pending = _Pending(key, request, need, deadline, None, "memory")
-            vended = self._mint_unshared(pending)
-            self._count("TokenRetired")
-            return replace(vended, retired=rejected)
         delay = POLL_FIRST
         refused = 0
-        interval = float(self.settings.min_refresh_interval_seconds)
         while True:
             stored = entry.token
             if stored is None or fingerprint(stored.access_token) != rejected:
@@ -266,8 +270,10 @@ class TokenVendor:
                 return self._slow_path(key, replace(request, rejected=None), need, deadline)
             now = self._clocks.wall()
             if entry.retired is not None and now - entry.retired.at < interval:
+                if stored.seconds_left(now) < need:  # rate-limited, but it cannot serve: refresh it
+                    return self._slow_path(key, replace(request, rejected=None), need, deadline)
                 self._count("RetireRateLimited")
-                self._memory.put(key, stored)
+                self._memory.put(key, stored, now)
                 return Vended(stored, "table", retire_rate_limited=True)
             holder = secrets.token_hex(16)
             lease = min(self._lease_seconds, max(deadline.remaining(), 0.1))
@@ -300,6 +306,38 @@ class TokenVendor:
                     raise UpstreamUnavailable("the reported token could not be retired now; report it again")
                 entry = current
 
+    def _retire_unshared(
+        self,
+        key: str,
+        request: VendRequest,
+        need: float,
+        deadline: Deadline,
+        in_memory: CachedToken | None,
+        interval: float,
+    ) -> Vended:
+        """The table cannot coordinate the fleet: reports are rate-limited per execution environment, so a
+        storm of reports costs this container one exchange per interval, not one each (CONTRACT 8)."""
+        rejected = request.rejected or ""
+        now = self._clocks.wall()
+        last = self._local_retirements.get(key)
+        if (
+            last is not None
+            and 0 <= now - last < interval
+            and in_memory is not None
+            and in_memory.seconds_left(now) >= need
+        ):
+            self._count("RetireRateLimited")
+            return Vended(in_memory, "memory", retire_rate_limited=True)
+        if in_memory is not None and fingerprint(in_memory.access_token) == rejected:
+            self._memory.drop(key)
+            in_memory = None
+        vended = self._mint_unshared(_Pending(key, request, need, deadline, None, "memory"))
+        self._local_retirements[key] = now
+        while len(self._local_retirements) > MAX_LOCAL_RETIREMENTS:
+            self._local_retirements.pop(next(iter(self._local_retirements)))
+        self._count("TokenRetired")
+        return replace(vended, retired=rejected)
+
     def _replace_retired(
         self, key: str, request: VendRequest, need: float, deadline: Deadline, holder: str, lease: float
     ) -> Vended:
@@ -321,7 +359,7 @@ class TokenVendor:
         except CacheUnavailable as exc:
             self._note_cache_trouble(exc)
             self._table.release(key, holder)
-        self._memory.put(key, token)
+        self._memory.put(key, token, self._clocks.wall())
         self._count("TokenRetired")
         logger.info(
             "token retired on a caller's report", extra={"retired": rejected, "caller": request.caller}
@@ -443,7 +481,7 @@ class TokenVendor:
         except BaseException:
             self._table.release(pending.key, holder)
             raise
-        self._memory.put(pending.key, token)
+        self._memory.put(pending.key, token, self._clocks.wall())
         try:
             self._table.store(pending.key, token, holder, pending.retired)
         except CacheUnavailable as exc:
@@ -466,7 +504,7 @@ class TokenVendor:
             return self._stale_or_raise(pending, exc)
         except UpstreamUnavailable as exc:
             return self._stale_or_raise(pending, exc)
-        self._memory.put(pending.key, token)
+        self._memory.put(pending.key, token, self._clocks.wall())
         self._refuse_if_short(token, pending.need)
         return Vended(token, "minted", jti)
 
@@ -513,13 +551,18 @@ class TokenVendor:
         return token, issued.jti
 
     def _explain_key_rejection(self, exc: UpstreamRejected, key: ServiceAccountKey) -> UpstreamRejected:
-        """Say what to check, naming the account and the secret version, never key material."""
+        """The log names the account and the secret version; the caller reads neither (CONTRACT 7)."""
+        logger.error(
+            "AIC refused the service account's key: register the public key of this secret version on "
+            "the service account, and check that the account is active",
+            extra={
+                "upstream_code": exc.upstream_code,
+                "secret_version": key.version_id,
+                "service_account_id": key.account_id,
+            },
+        )
         return UpstreamRejected(
-            f"AIC refused the service account's key ({exc.upstream_code}): check that the public key of "
-            f"secret version {key.version_id} is registered on service account {key.account_id}, "
-            "and that the account is active",
-            upstream_code=exc.upstream_code,
-            version=key.version_id,
+            key_rejection_message(exc.upstream_code), upstream_code=exc.upstream_code, version=key.version_id
         )
 
     def _exchange(
@@ -563,8 +606,12 @@ class TokenVendor:
             self._count("StaleServed")
             return Vended(pending.cached, "stale")
         self._count("NegativeCacheHits")
+        # Only scopes this request asked for are named: nothing read from the table is echoed.
+        scopes = tuple(s for s in rejection.scopes if s in pending.request.scopes)
         raise UpstreamRejected(
-            rejection.message, upstream_code=rejection.upstream_code, rejected_scopes=rejection.scopes
+            rejection_message(rejection.upstream_code, scopes),
+            upstream_code=rejection.upstream_code,
+            rejected_scopes=scopes,
         )
 
     def _refuse_if_short(self, token: CachedToken | None, need: float) -> None:
@@ -589,7 +636,6 @@ class TokenVendor:
             return None
         # A misconfigured caller or a refused key must not hammer AIC: the answer stands for a minute.
         rejection = Rejection(
-            exc.message,
             exc.upstream_code,
             exc.rejected_scopes,
             self._clocks.wall() + NEGATIVE_CACHE_SECONDS,
@@ -644,7 +690,7 @@ class TokenVendor:
     def _table_hit(self, key: str, entry: TableEntry, at_least: float) -> Vended | None:
         if entry.token is None or entry.token.seconds_left(self._clocks.wall()) < at_least:
             return None
-        self._memory.put(key, entry.token)
+        self._memory.put(key, entry.token, self._clocks.wall())
         self._count("TableHits")
         return Vended(entry.token, "table")
 
@@ -653,6 +699,22 @@ class TokenVendor:
 
     def _count_upstream_error(self, code: str) -> None:
         self._metrics.add_metric(f"UpstreamErrors_{code}", "Count", 1)
+
+
+def key_rejection_message(code: str) -> str:
+    return (
+        f"AIC refused the service account's key ({code}); the token vendor's log for this request names "
+        "the service account and the secret version to check"
+    )
+
+
+def rejection_message(code: str, scopes: tuple[str, ...]) -> str:
+    """What a caller reads for a remembered rejection, composed here (CONTRACT section 7)."""
+    if code in _ROTATION_CODES:
+        return key_rejection_message(code)
+    if scopes:
+        return f"the service account is not granted: {' '.join(scopes)} (upstream {code}, remembered)"
+    return f"AIC refused this scope set ({code}, remembered)"
 
 
 def _fresher(a: CachedToken | None, b: CachedToken | None) -> CachedToken | None:

@@ -7,12 +7,15 @@ from token_client.errors import (
     InternalError,
     InvalidRequest,
     InvalidScope,
+    SetupError,
     TokenClientError,
     TransportError,
     UpstreamRejected,
     UpstreamUnavailable,
 )
 from token_client.transports import HttpTransport, LambdaTransport
+
+__version__ = "0.2.0"
 
 __all__ = [
     "AccessDenied",
@@ -22,6 +25,7 @@ __all__ = [
     "InvalidRequest",
     "InvalidScope",
     "LambdaTransport",
+    "SetupError",
     "Token",
     "TokenClient",
     "TokenClientError",

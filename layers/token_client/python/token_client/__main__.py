@@ -21,19 +21,39 @@ import time
 from typing import NoReturn
 from urllib.parse import urlsplit
 
+from botocore.exceptions import BotoCoreError
+
 from token_client.client import TokenClient, fingerprint
 from token_client.errors import (
     AccessDenied,
     InvalidRequest,
     InvalidScope,
+    SetupError,
     TokenClientError,
     TransportError,
     UpstreamRejected,
     UpstreamUnavailable,
 )
+from token_client.transports import local_problem
 
 PROG = "aic-token"
+EPILOG = """\
+other commands:
+  aic-token cache status --table NAME [--json]          the shared cache, without tokens (operators)
+  aic-token cache flush --table NAME (--scope S | --all) [--yes]
+
+environment:
+  AWS_PROFILE, AWS_REGION, AWS_ACCESS_KEY_ID...        credentials and region (the standard chain)
+  AWS_ENDPOINT_URL_LAMBDA                              another Lambda Invoke endpoint for --function
+                                                       (the local stack's, say)
+
+exit codes:
+  0 printed   2 bad arguments   3 invalid request or scope   4 access denied
+  5 AIC rejected the request    6 unavailable, retry later   7 anything else (a setup mistake: the
+  message says what to check)
+"""
 EXIT_CODES: dict[type[TokenClientError], int] = {
+    SetupError: 7,
     InvalidRequest: 3,
     InvalidScope: 3,
     AccessDenied: 4,
@@ -58,9 +78,17 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def _url(value: str) -> str:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a URL: {value!r} (expected https://…/v1/token)") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise argparse.ArgumentTypeError(f"not a URL: {value!r} (expected https://…/v1/token)")
+    if parts.query or parts.fragment:
+        raise argparse.ArgumentTypeError(
+            f"the URL must not carry a query or fragment: {value!r} (give scopes with --scope)"
+        )
     if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
         raise argparse.ArgumentTypeError("http:// is only for a loopback host; use https://")
     return value
@@ -80,6 +108,12 @@ def _fingerprint(value: str) -> str:
     return value
 
 
+def _scope(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("an empty --scope (give one or more scopes, e.g. 'fr:idm:*')")
+    return value
+
+
 def _seconds(value: str) -> int:
     if not re.fullmatch(r"[0-9]{1,3}", value) or int(value) > 840:
         raise argparse.ArgumentTypeError(f"not a number of seconds from 0 to 840: {value!r}")
@@ -92,9 +126,19 @@ def _aws_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _get_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog=PROG, description="Get an AIC access token from the token vendor.")
+    parser = _OneLineParser(
+        prog=PROG,
+        description="Get an AIC access token from the token vendor (the key never leaves AWS).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     parser.add_argument(
-        "--scope", action="append", required=True, help='scope(s); repeat or separate with spaces: "fr:idm:*"'
+        "--scope",
+        action="append",
+        required=True,
+        type=_scope,
+        help='scope(s); repeat or separate with spaces: "fr:idm:*"',
     )
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--url", type=_url, help="the token API URL (…/v1/token), called with SigV4")
@@ -109,6 +153,12 @@ def _get_parser() -> argparse.ArgumentParser:
         "--rejected",
         type=_fingerprint,
         help="report that AIC refused the token with this fingerprint (401): the vendor retires it",
+    )
+    parser.add_argument(
+        "--no-identity-proof",
+        action="store_true",
+        help="with --function: send no proof of identity (the vendor applies DIRECT_INVOKE_SCOPES, "
+        "not CALLER_POLICY)",
     )
     parser.add_argument(
         "--service",
@@ -143,7 +193,9 @@ def _client(args: argparse.Namespace) -> TokenClient:
     session = new_session(args.profile)
     if args.url:
         return TokenClient.for_url(args.url, region=args.region, session=session, service=args.service)
-    return TokenClient.for_function(args.function, region=args.region, session=session)
+    return TokenClient.for_function(
+        args.function, region=args.region, session=session, prove_identity=not args.no_identity_proof
+    )
 
 
 def _fail(exc: TokenClientError) -> int:
@@ -206,11 +258,31 @@ def cache(argv: list[str]) -> int:
         return _fail(exc)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("aic-token-client")
+    except PackageNotFoundError:  # the layer: the package without its distribution metadata
+        from token_client import __version__
+
+        return __version__
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
-    if arguments[:1] == ["cache"]:
-        return cache(arguments[1:])
-    return get(arguments)
+    try:
+        if arguments[:1] == ["cache"]:
+            return cache(arguments[1:])
+        return get(arguments)
+    except BotoCoreError as exc:  # a setup problem botocore found before any request
+        return _fail(local_problem(exc))
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return 130
+    except Exception as exc:  # never a traceback: one line, exit 7
+        sys.stderr.write(f"{PROG}: unexpected error: {type(exc).__name__}: {' '.join(str(exc).split())}\n")
+        return 7
 
 
 if __name__ == "__main__":

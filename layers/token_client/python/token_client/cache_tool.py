@@ -16,7 +16,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from token_client.errors import AccessDenied, TransportError
+from token_client.errors import AccessDenied, SetupError, TransportError
+from token_client.transports import local_problem
 
 
 @dataclass(frozen=True)
@@ -81,11 +82,14 @@ class CacheTool:
     def for_table(cls, table: str, *, region: str | None = None, profile: str | None = None) -> CacheTool:
         from token_client.transports import new_session
 
-        session = new_session(profile)
-        return cls(
-            table,
-            session.create_client("dynamodb", region_name=region or session.get_config_variable("region")),
-        )
+        try:
+            session = new_session(profile)
+            client = session.create_client(
+                "dynamodb", region_name=region or session.get_config_variable("region")
+            )
+        except BotoCoreError as exc:
+            raise local_problem(exc) from exc
+        return cls(table, client)
 
     def _items(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -106,7 +110,7 @@ class CacheTool:
         except ClientError as exc:
             raise _error(exc, self._table) from exc
         except BotoCoreError as exc:
-            raise TransportError(f"cannot reach DynamoDB ({type(exc).__name__})") from exc
+            raise local_problem(exc) from exc
 
     def status(self) -> list[CachedSet]:
         now = self._clock()
@@ -144,7 +148,7 @@ class CacheTool:
         except ClientError as exc:
             raise _error(exc, self._table) from exc
         except BotoCoreError as exc:
-            raise TransportError(f"cannot reach DynamoDB ({type(exc).__name__})") from exc
+            raise local_problem(exc) from exc
         return len(keys)
 
 
@@ -153,5 +157,7 @@ def _error(exc: ClientError, table: str) -> Exception:
     if code in ("AccessDeniedException", "AccessDenied"):
         return AccessDenied(f"not allowed to read or change table {table} ({code})")
     if code == "ResourceNotFoundException":
-        return TransportError(f"no table {table} (ResourceNotFoundException)")
+        return SetupError(f"no table {table} (check --table, the region and AWS_ENDPOINT_URL)")
+    if code in ("UnrecognizedClientException", "InvalidSignatureException"):
+        return SetupError(f"AWS refused the credentials ({code})")
     return TransportError(f"DynamoDB error on {table}: {code or 'unknown'}")

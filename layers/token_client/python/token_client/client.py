@@ -81,9 +81,19 @@ class TokenClient:
         region: str | None = None,
         endpoint_url: str | None = None,
         session: Any = None,
+        prove_identity: bool = True,
         **kwargs: Any,
     ) -> TokenClient:
-        transport = LambdaTransport(function_name, region=region, endpoint_url=endpoint_url, session=session)
+        """Invoke the vendor function. By default each invoke carries a proof of the caller's identity (a
+        signed, unsent sts:GetCallerIdentity), so the vendor applies CALLER_POLICY to this principal;
+        ``prove_identity=False`` sends none (the vendor then applies DIRECT_INVOKE_SCOPES)."""
+        transport = LambdaTransport(
+            function_name,
+            region=region,
+            endpoint_url=endpoint_url,
+            session=session,
+            prove_identity=prove_identity,
+        )
         return cls(transport, **kwargs)
 
     @classmethod

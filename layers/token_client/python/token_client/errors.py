@@ -54,6 +54,11 @@ class TransportError(TokenClientError):
     retryable = True
 
 
+class SetupError(TokenClientError):
+    """A mistake that will not fix itself: no credentials, an unknown profile or region, an unknown
+    function, table or path, a host that does not resolve. The message says what to check."""
+
+
 BY_NAME: dict[str, type[TokenClientError]] = {
     cls.__name__: cls
     for cls in (
@@ -75,6 +80,6 @@ BY_OAUTH_CODE: dict[str, type[TokenClientError]] = {
     "upstream_rejected": UpstreamRejected,
     "temporarily_unavailable": UpstreamUnavailable,
     "server_error": InternalError,
-    "not_found": InvalidRequest,
+    "not_found": SetupError,  # a path the API does not serve: the URL is wrong
     "method_not_allowed": InvalidRequest,
 }

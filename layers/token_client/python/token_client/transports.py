@@ -11,17 +11,26 @@ import botocore.session
 import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
 
 from token_client.errors import (
     BY_NAME,
     BY_OAUTH_CODE,
     AccessDenied,
     InternalError,
+    SetupError,
     TokenClientError,
     TransportError,
     UpstreamUnavailable,
 )
+from token_client.identity import IdentityProver, audience_for
 
 
 class Transport(Protocol):
@@ -66,6 +75,21 @@ def new_session(profile: str | None = None) -> Any:
     return botocore.session.Session(profile=profile)
 
 
+def local_problem(exc: BotoCoreError) -> TokenClientError:
+    """botocore's complaints about this machine's setup, as one line with a hint; anything else that
+    kept a request from AWS is worth a retry (a network blip)."""
+    if isinstance(exc, ProfileNotFound):
+        return SetupError(f"{exc} (check --profile or AWS_PROFILE; profiles live in ~/.aws/config)")
+    if isinstance(exc, NoRegionError):
+        return SetupError("no AWS region: pass --region or set AWS_REGION (or a profile's region)")
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return SetupError(
+            "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+            "or run where a role provides them)"
+        )
+    return TransportError(f"cannot reach AWS ({type(exc).__name__})")
+
+
 def _session_region(session: Any) -> str | None:
     region = getattr(session, "region_name", None)  # a boto3 Session
     if region is None and hasattr(session, "get_config_variable"):
@@ -88,36 +112,48 @@ class LambdaTransport:
         session: Any = None,
         region: str | None = None,
         endpoint_url: str | None = None,
+        prove_identity: bool = True,
+        prover: IdentityProver | None = None,
     ) -> None:
         self._function = function_name
+        arn_region = function_name.split(":")[3] if function_name.startswith("arn:") else None
+        session = session or (
+            new_session() if client is None or (prove_identity and prover is None) else None
+        )
+        resolved_region = region or arn_region or _session_region(session) or "us-east-1"
         if client is None:
-            session = session or new_session()
-            arn_region = function_name.split(":")[3] if function_name.startswith("arn:") else None
-            client = session.create_client(
-                "lambda",
-                region_name=region or arn_region or _session_region(session) or "us-east-1",
-                endpoint_url=endpoint_url,
-            )
+            client = session.create_client("lambda", region_name=resolved_region, endpoint_url=endpoint_url)
         self._client = client
+        # By default every invoke carries a proof of who calls, so the vendor applies CALLER_POLICY to it.
+        if prover is None and prove_identity:
+            prover = IdentityProver(session, resolved_region, audience_for(function_name))
+        self._prover = prover
 
     def fetch(
         self, scopes: tuple[str, ...], min_validity: int | None, rejected: str | None = None
     ) -> dict[str, Any]:
+        payload = _payload(scopes, min_validity, rejected)
         try:
+            if self._prover is not None:
+                payload["identity"] = self._prover.proof()
             response = self._client.invoke(
                 FunctionName=self._function,
                 InvocationType="RequestResponse",
-                Payload=json.dumps(_payload(scopes, min_validity, rejected)).encode(),
+                Payload=json.dumps(payload).encode(),
             )
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("AccessDeniedException", "AccessDenied"):
                 raise AccessDenied(f"not allowed to invoke {self._function}") from exc
             if code == "ResourceNotFoundException":
-                raise TransportError(f"no function {self._function} (ResourceNotFoundException)") from exc
+                raise SetupError(
+                    f"no function {self._function} (check the name, the region and AWS_ENDPOINT_URL_LAMBDA)"
+                ) from exc
+            if code in ("UnrecognizedClientException", "InvalidSignatureException"):
+                raise SetupError(f"AWS refused the credentials ({code})") from exc
             raise TransportError(f"Lambda invoke failed: {code or 'error'}") from exc
         except BotoCoreError as exc:
-            raise TransportError(f"Lambda invoke failed: {type(exc).__name__}") from exc
+            raise local_problem(exc) from exc
         try:
             body = json.loads(response["Payload"].read() or b"null")
         except ValueError as exc:
@@ -170,6 +206,9 @@ class HttpTransport:
             response = self._pool.request(
                 "GET", url, headers=dict(request.headers.items()), timeout=self._timeout, retries=False
             )
+        except urllib3.exceptions.NameResolutionError as exc:
+            host = urlsplit(self._url).hostname
+            raise SetupError(f"host {host} does not resolve (check the URL)") from exc
         except urllib3.exceptions.HTTPError as exc:
             raise TransportError(f"cannot reach the token API ({type(exc).__name__})") from exc
         try:
