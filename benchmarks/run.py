@@ -26,7 +26,7 @@ from typing import Any
 
 import urllib3
 
-from local.stack import DEFAULT_SCOPES, private_jwk, start_stack
+from local.stack import DEFAULT_SCOPES, DEVELOPER_ROLE, private_jwk, start_stack
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -116,7 +116,9 @@ def main() -> int:
     sys.stdout = open(os.devnull, "w")
     stack = start_stack(scopes=DEFAULT_SCOPES + BENCH_SCOPES)
     env = stack.function_env(
-        CALLER_POLICY=json.dumps({"arn:aws:iam::123456789012:role/reporting": ["fr:idm:*"]})
+        CALLER_POLICY=json.dumps(
+            {"arn:aws:iam::123456789012:role/reporting": ["fr:idm:*"], DEVELOPER_ROLE: ["*"]}
+        )
     )
     os.environ.update(env)
     from local.lambda_context import LocalContext
@@ -154,6 +156,61 @@ def main() -> int:
     record("memory-hit vend, whole handler, p50 / p99", f"{us(p50(hit))} / {us(p99(hit))}")
     record("  memory-hit vend ÷ one RS256 sign", f"{ratio:.3f}×", "≤ 0.2×", ratio <= 0.2)
 
+    # -- identity proofs (issue 21) -------------------------------------------------------------------
+    import botocore.session
+
+    from token_client.identity import IdentityProver
+
+    proving = botocore.session.Session()
+    proving.set_credentials("testing", "testing", "testing")  # the local developer (LOCAL_AWS_ENV)
+
+    def new_proof() -> dict[str, Any]:
+        return IdentityProver(proving, "us-east-1", "token-vendor", sts_url=stack.sts.endpoint).proof()
+
+    proof = new_proof()
+    app.lambda_handler({"scope": "fr:idm:*", "identity": proof}, context)  # verified once, then remembered
+    proven, _unproven, ratio = side_by_side(
+        lambda: app.lambda_handler({"scope": "fr:idm:*", "identity": proof}, context),
+        lambda: app.lambda_handler({"scope": "fr:idm:*"}, context),
+        rounds=8,
+        n=500,
+        warmup=20,
+    )
+    record("memory-hit vend with a remembered identity proof, p50", us(p50(proven)))
+    record("  ÷ memory-hit vend without a proof", f"{ratio:.2f}×", "≤ 1.5×", ratio <= 1.5)
+    sts_pool = urllib3.PoolManager(retries=False)
+
+    verifier = app.current_runtime().proof_verifier()
+
+    def fresh_proof_vend() -> None:
+        # A proof signed within the same second is the same proof (remembered): forget it instead, so each
+        # vend is a first one (parse + one STS call); signing happens in the client, so it is not timed.
+        verifier._verified.clear()
+        app.lambda_handler({"scope": "fr:idm:*", "identity": proof}, context)
+
+    def bare_sts() -> None:
+        response = sts_pool.request(
+            "POST", proof["url"], body=proof["body"].encode(), headers=proof["headers"]
+        )
+        assert response.status == 200
+
+    fresh_vends, sts_posts, ratio = side_by_side(
+        fresh_proof_vend,
+        bare_sts,
+        rounds=6,
+        n=40,
+        warmup=3,
+    )
+    extra = p50(fresh_vends) - p50(proven)
+    record("memory-hit vend with a first-seen proof (parse + one STS call), p50", us(p50(fresh_vends)))
+    record("  first-seen proof's cost over a remembered one, p50", us(extra))
+    record("  bare GetCallerIdentity POST to the same loopback STS, p50", us(p50(sts_posts)))
+    record(
+        "  first-seen-proof vend ÷ (memory hit + bare STS round trip)",
+        f"{p50(fresh_vends) / (p50(hit) + p50(sts_posts)):.2f}×",
+        "≈ 1× (one STS call)",
+    )
+
     settings = load_settings(os.environ)
     table_vendor = build_vendor(settings, memory=MemoryCache(max_entries=0))  # every vend misses memory
     request = VendRequest(normalise_scopes("fr:idm:*"), None, DIRECT_CALLER)
@@ -171,6 +228,7 @@ def main() -> int:
         lambda: table_vendor.vend(request, deadline), bare_get, rounds=8, n=60, warmup=5
     )
     record("table-hit vend (GetItem + AES-GCM), p50 / p99", f"{us(p50(table_hits))} / {us(p99(table_hits))}")
+    DURATIONS["table"] = p99(table_hits)
     record("bare GetItem on the same moto server, p50", us(p50(bare_gets)))
     record("  table hit ÷ bare GetItem", f"{ratio:.2f}×", "≤ 1.2×", ratio <= 1.2)
 
@@ -494,68 +552,165 @@ REQUIRED_BOTO3 = "1.44.5"  # the dev pin; the layer itself ships botocore only
 
 
 # Public list prices, US East (N. Virginia), as published on the pages named (read 2026-11-25).
+# List prices per region. us-east-1: read 2026-11-25 from aws.amazon.com/lambda/pricing, /api-gateway/pricing,
+# /dynamodb/pricing/on-demand, /kms/pricing, /secrets-manager/pricing, /cloudwatch/pricing and
+# /eventbridge/pricing. eu-west-2 (London): the AWS Price List figures as of 2026-11 as the team recorded
+# them; this machine cannot reach AWS's pages, so they were NOT re-read on 2026-11-30 (check before use).
 PRICES = {
-    "lambda_request": 0.20 / 1e6,  # aws.amazon.com/lambda/pricing: $0.20 per 1M requests
-    "lambda_gb_s_arm": 0.0000133334,  # same page: Arm, first 7.5 billion GB-s per month
-    "apigw_rest": 3.50 / 1e6,  # aws.amazon.com/api-gateway/pricing: REST API, first 333M per month
-    "function_url": 0.0,  # aws.amazon.com/lambda/pricing: function URLs carry no charge beyond Lambda's
-    "dynamodb_read": 0.125
-    / 1e6,  # aws.amazon.com/dynamodb/pricing/on-demand: per read request unit (Nov 2024)
-    "dynamodb_write": 0.625 / 1e6,  # same page: per write request unit
-    "kms_request": 0.03 / 1e4,  # aws.amazon.com/kms/pricing: $0.03 per 10,000 requests
-    "secrets_call": 0.05 / 1e4,  # aws.amazon.com/secrets-manager/pricing: $0.05 per 10,000 API calls
-    "logs_gb": 0.50,  # aws.amazon.com/cloudwatch/pricing: standard log ingestion per GB
+    "us-east-1": {
+        "lambda_request": 0.20 / 1e6,
+        "lambda_gb_s_arm": 0.0000133334,  # first 7.5 billion GB-s a month
+        "apigw_rest": 3.50 / 1e6,  # REST API, first 333 million a month
+        "function_url": 0.0,  # no charge beyond Lambda's
+        "dynamodb_read": 0.125 / 1e6,  # on demand, per read request unit (a consistent read of <= 4 KB)
+        "dynamodb_write": 0.625 / 1e6,  # per write request unit (<= 1 KB)
+        "kms_request": 0.03 / 1e4,
+        "kms_key_month": 1.00,  # a customer managed key; each automatic yearly rotation adds $1/month (max 2)
+        "secrets_call": 0.05 / 1e4,
+        "logs_gb": 0.50,  # standard log ingestion
+        "metric_month": 0.30,  # a custom metric (EMF creates one per name and dimension set)
+        "alarm_month": 0.10,  # a standard-resolution alarm
+        "dashboard_month": 3.00,
+        "scheduler_invocation": 1.00 / 1e6,  # EventBridge Scheduler, after 14 million free a month
+    },
+    "eu-west-2": {
+        "lambda_request": 0.20 / 1e6,
+        "lambda_gb_s_arm": 0.0000133334,
+        "apigw_rest": 3.70 / 1e6,
+        "function_url": 0.0,
+        "dynamodb_read": 0.1475 / 1e6,
+        "dynamodb_write": 0.7375 / 1e6,
+        "kms_request": 0.03 / 1e4,
+        "kms_key_month": 1.00,
+        "secrets_call": 0.05 / 1e4,
+        "logs_gb": 0.5295,
+        "metric_month": 0.30,
+        "alarm_month": 0.10,
+        "dashboard_month": 3.00,
+        "scheduler_invocation": 1.00 / 1e6,
+    },
 }
 MEMORY_GB = 0.5  # template.yaml Globals MemorySize: 512
-AUDIT_LINE_BYTES = 700  # about one audit line with its EMF metrics, as the function writes it
+# Log ingestion per vend: the audit line with its EMF metrics (~700 bytes) plus Lambda's START, END and
+# REPORT lines (~300 bytes).
+LOG_BYTES_PER_VEND = 1000
+REST_ACCESS_LOG_BYTES = 350  # one access log line (template.yaml's format)
+AIC_ROUND_TRIP_MS = 200.0  # a mint against a real tenant (the loopback stand-in answers in about 1 ms)
+COLD_START_INIT_MS = 300.0  # INIT phase, billed for on-demand functions since August 2025 (measured above)
+CUSTOM_METRICS = 30  # names the audit line emits in a month of ordinary use (Mints, MemoryHits, ...)
+ALARMS = 9
+KMS_KEY_MONTHS = 3  # the key and its two retained rotations
 
 
 def cost_model() -> list[str]:
-    """Cost per million vends from this run's measured handler durations and the list prices above.
-
-    Steady state: warm containers answer from memory (one Lambda request, the handler's duration billed
-    in whole milliseconds, one audit line). Minting is per scope set per refresh cycle (about 6 an hour), and
-    table hits happen on cold starts: both are negligible per million vends, so they are shown apart."""
+    """Cost per million vends, for every path and front, in two regions, from this run's measured handler
+    durations. A memory hit is one Lambda request billed in whole milliseconds plus its log lines; a table
+    hit adds a strongly consistent GetItem (one read unit) and a KMS Decrypt when the data key is not
+    cached (counted: the worst case of a new container); a mint adds the AIC round trip as billed duration,
+    the lease and the store (two write units), a read, a data key (KMS) and its log lines; a cold start adds
+    its INIT phase. Fixed monthly lines apart."""
     if not DURATIONS:
         return []
-
-    def lambda_cost(duration_us: float) -> float:
-        billed_ms = max(1, -(-int(duration_us) // 1000))  # Lambda bills whole milliseconds, at least 1
-        return PRICES["lambda_request"] + MEMORY_GB * billed_ms / 1000 * PRICES["lambda_gb_s_arm"]
-
-    logs = AUDIT_LINE_BYTES / 1e9 * PRICES["logs_gb"]
-    rows = [
-        ("direct invoke (Lambda, Step Functions)", lambda_cost(DURATIONS["direct"]) + logs),
-        ("REST API (API Gateway, AWS_IAM)", lambda_cost(DURATIONS["rest"]) + logs + PRICES["apigw_rest"]),
-        ("function URL (AWS_IAM)", lambda_cost(DURATIONS["url"]) + logs + PRICES["function_url"]),
-    ]
-    # The alternative: a function that mints per request, as the journey script does (a Secrets Manager
-    # read and a key load, a signature and an AIC round trip every time; measured above as the journey way).
-    per_request = lambda_cost(DURATIONS["journey"]) + logs + PRICES["secrets_call"]
-    mint = 2 * PRICES["dynamodb_write"] + PRICES["dynamodb_read"] + 2 * PRICES["kms_request"]
     lines = [
         "",
-        "## Cost per million vends",
+        "## Cost model",
         "",
-        f"From this run's p99 handler durations (direct {DURATIONS['direct']:.0f} µs, REST event "
-        f"{DURATIONS['rest']:.0f} µs, function URL event {DURATIONS['url']:.0f} µs; billed as whole milliseconds at "
-        f"{int(MEMORY_GB * 1024)} MB, arm64) and public list prices for US East (N. Virginia), read 2026-11-25 from "
-        "aws.amazon.com/lambda/pricing, /api-gateway/pricing, /dynamodb/pricing/on-demand, /kms/pricing, "
-        "/secrets-manager/pricing and /cloudwatch/pricing. Free tiers are left out.",
+        f"Handler durations from this run (p99: direct {DURATIONS['direct']:.0f} µs, REST event "
+        f"{DURATIONS['rest']:.0f} µs, function URL event {DURATIONS['url']:.0f} µs; a table hit "
+        f"{DURATIONS.get('table', 0) / 1000:.1f} ms), billed as whole milliseconds at {int(MEMORY_GB * 1024)} MB "
+        f"arm64; a mint billed with a {AIC_ROUND_TRIP_MS:.0f} ms AIC round trip (not the stand-in's loopback "
+        f"millisecond); INIT {COLD_START_INIT_MS:.0f} ms per cold start; {LOG_BYTES_PER_VEND} bytes of log "
+        f"per vend (audit line and Lambda's own lines), {REST_ACCESS_LOG_BYTES} more per REST access log line. "
+        "us-east-1 prices read 2026-11-25 from AWS's pricing pages; eu-west-2 prices as recorded by the team in "
+        "2026-11 and not re-read here (this machine reaches no AWS page). Free tiers left out.",
         "",
-        "| path | per million vends |",
-        "| --- | --- |",
+        "| region | path | direct | REST API | function URL |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    lines += [f"| {name} | ${cost * 1e6:,.2f} |" for name, cost in rows]
+    for region, price in PRICES.items():
+
+        def duration_cost(ms: float, price: dict[str, float] = price) -> float:
+            billed = max(1, -(-int(ms * 1000) // 1000))  # whole milliseconds, at least 1
+            return MEMORY_GB * billed / 1000 * price["lambda_gb_s_arm"]
+
+        logs = LOG_BYTES_PER_VEND / 1e9 * price["logs_gb"]
+        front = {
+            "direct": 0.0,
+            "REST API": price["apigw_rest"] + REST_ACCESS_LOG_BYTES / 1e9 * price["logs_gb"],
+            "function URL": price["function_url"],
+        }
+        handler_ms = {
+            "direct": DURATIONS["direct"] / 1000,
+            "REST API": DURATIONS["rest"] / 1000,
+            "function URL": DURATIONS["url"] / 1000,
+        }
+        table_ms = DURATIONS.get("table", 3000.0) / 1000
+
+        def path(
+            kind: str,
+            name: str,
+            price: dict[str, float] = price,
+            logs: float = logs,
+            front: dict[str, float] = front,
+            handler_ms: dict[str, float] = handler_ms,
+            table_ms: float = table_ms,
+        ) -> float:
+            base = price["lambda_request"] + logs + front[name]
+            if kind == "memory hit":
+                return base + duration_cost(handler_ms[name])
+            if kind == "table hit":
+                return (
+                    base
+                    + duration_cost(handler_ms[name] + table_ms)
+                    + price["dynamodb_read"]
+                    + price["kms_request"]
+                )
+            # a mint: the lease (a write), the exchange, the store (a write), the read before, a data key
+            return (
+                base
+                + duration_cost(handler_ms[name] + table_ms * 3 + AIC_ROUND_TRIP_MS)
+                + 2 * price["dynamodb_write"]
+                + price["dynamodb_read"]
+                + price["kms_request"]
+            )
+
+        for kind in ("memory hit", "table hit", "mint"):
+            cells = [f"${path(kind, name) * 1e6:,.2f}" for name in ("direct", "REST API", "function URL")]
+            lines.append(f"| {region} | {kind} (per million) | " + " | ".join(cells) + " |")
+        init = duration_cost(COLD_START_INIT_MS)
+        lines.append(f"| {region} | INIT per million cold starts | ${init * 1e6:,.2f} | | |")
+        fixed = (
+            KMS_KEY_MONTHS * price["kms_key_month"]
+            + price["dashboard_month"]
+            + ALARMS * price["alarm_month"]
+            + CUSTOM_METRICS * price["metric_month"]
+        )
+        schedule = 60 * 24 * 30 * price["scheduler_invocation"] + 60 * 24 * 30 * (
+            price["lambda_request"] + duration_cost(5.0) + logs
+        )
+        lines.append(
+            f"| {region} | fixed per month (KMS key and rotations, dashboard, {ALARMS} alarms, "
+            f"~{CUSTOM_METRICS} EMF metrics) | ${fixed:,.2f} | | |"
+        )
+        lines.append(
+            f"| {region} | a once-a-minute scheduled invocation, per month (if one is deployed) | ${schedule:,.2f} | | |"
+        )
+    per_request = PRICES["us-east-1"]
+    journey = (
+        per_request["lambda_request"]
+        + MEMORY_GB
+        * (DURATIONS["journey"] / 1000 + AIC_ROUND_TRIP_MS)
+        / 1000
+        * per_request["lambda_gb_s_arm"]
+        + per_request["secrets_call"]
+        + LOG_BYTES_PER_VEND / 1e9 * per_request["logs_gb"]
+    )
     lines += [
-        f"| minting per request instead (journey-script way, {DURATIONS['journey'] / 1000:.0f} ms each, "
-        f"a Secrets Manager read each) | ${per_request * 1e6:,.2f} and 1,000,000 AIC exchanges |",
         "",
-        f"Each mint adds about ${mint * 1e6:,.2f} per million mints in DynamoDB and KMS calls (a lease, a "
-        "store, a read, a data key): at one mint per scope set per refresh cycle that is cents a month. "
-        "Not measured here: Lambda's CPU share at 512 MB versus other sizes (this machine has no Lambda); the "
-        "handler is I/O-bound and bills 1 ms on the hot path at any size, so 512 MB is chosen for the cold "
-        "start (more memory, more CPU for imports and the key load), not for the warm path.",
+        f"Minting per request instead (the journey-script way: a Secrets Manager read, a key load and an AIC "
+        f"round trip every time), us-east-1: ${journey * 1e6:,.2f} per million, and a million AIC exchanges. "
+        "At one mint per scope set per refresh cycle (about 6 an hour), mints cost cents a month; the steady "
+        "state is memory hits.",
     ]
     return lines
 

@@ -106,6 +106,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
     TokenVendorError.__init__ = recording_init  # type: ignore[method-assign]
 
+    # Issue 21: every identity proof a client signs is watched too, its signature and its session token.
+    from token_client.identity import IdentityProver
+
+    original_sign = IdentityProver._sign
+
+    def watched_sign(self: Any) -> dict[str, Any]:
+        proof: dict[str, Any] = original_sign(self)
+        headers = proof["headers"]
+        CANARY.add_secret(headers["Authorization"].rsplit("Signature=", 1)[-1], "identity proof signature")
+        CANARY.add_secret(headers.get("X-Amz-Security-Token", ""), "identity proof session token")
+        return proof
+
+    IdentityProver._sign = watched_sign  # type: ignore[method-assign]
+
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     # Powertools replaces the handlers of its service logger on construction; keep ours attached.

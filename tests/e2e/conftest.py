@@ -12,6 +12,7 @@ import pytest
 
 from local.api_front import ApiFront, Identity
 from local.stack import REPORTING_ROLE, LocalStack, local_identities
+from tests.leak_canary import CANARY
 
 POLICY = json.dumps({REPORTING_ROLE: ["fr:idm:*"]})
 
@@ -21,6 +22,9 @@ def identities(stack: LocalStack) -> dict[str, Identity]:
     """The local roles' credentials, known to the local front, the Invoke endpoint and the loopback STS."""
     roles = local_identities()
     stack.sts.identities.update(roles)
+    for role in roles.values():  # the leak canary watches the roles' secrets as it watches keys
+        CANARY.add_secret(role.secret_key, "local role's secret access key")
+        CANARY.add_secret(role.session_token or "", "local role's session token")
     return roles
 
 

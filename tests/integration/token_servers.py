@@ -192,46 +192,18 @@ def serve_stdlib(
         server.server_close()
 
 
-def serve_waitress() -> Iterator[Served]:
-    from waitress.server import create_server
-
-    before = _wsgi_requests.value
-    server = create_server(wsgi_app, host="127.0.0.1", port=0, threads=4)
-    port = server.effective_port  # type: ignore[union-attr]
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield Served(f"http://127.0.0.1:{port}{TOKEN_PATH}", lambda: _wsgi_requests.value - before)
-    finally:
-        server.close()
-        thread.join(5)
-
-
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
-def serve_gunicorn() -> Iterator[Served]:
-    """gunicorn's sync worker answers every request with ``Connection: close``, as it does in production."""
+def _serve_subprocess(argv: list[str], port: int, name: str) -> Iterator[Served]:
+    """A WSGI server of another project in its own process, serving ``wsgi_app``; stopped after."""
     import urllib3
 
-    port = _free_port()
-    bin_dir = Path(sys.executable).parent
     process = subprocess.Popen(
-        [
-            str(bin_dir / "gunicorn"),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--worker-class",
-            "sync",
-            "--log-level",
-            "warning",
-            "tests.integration.token_servers:wsgi_app",
-        ],
+        argv,
         cwd=Path(__file__).resolve().parents[2],
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
         stdout=subprocess.DEVNULL,
@@ -252,7 +224,7 @@ def serve_gunicorn() -> Iterator[Served]:
             except urllib3.exceptions.HTTPError:
                 if process.poll() is not None or time.monotonic() - started > 20:
                     _, err = process.communicate(timeout=5)
-                    raise RuntimeError(f"gunicorn did not start: {err.decode(errors='replace')}") from None
+                    raise RuntimeError(f"{name} did not start: {err.decode(errors='replace')}") from None
                 time.sleep(0.05)
         yield Served(base + TOKEN_PATH, count)
     finally:
@@ -262,3 +234,21 @@ def serve_gunicorn() -> Iterator[Served]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+
+def serve_gunicorn() -> Iterator[Served]:
+    """gunicorn's sync worker answers every request with ``Connection: close``, as it does in production."""
+    port = _free_port()
+    bin_dir = Path(sys.executable).parent
+    argv = [str(bin_dir / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+    argv += ["--worker-class", "sync", "--log-level", "warning", "tests.integration.token_servers:wsgi_app"]
+    yield from _serve_subprocess(argv, port, "gunicorn")
+
+
+def serve_waitress() -> Iterator[Served]:
+    """waitress (keep-alive, its own buffering and channel loop), as `waitress-serve` runs it."""
+    port = _free_port()
+    bin_dir = Path(sys.executable).parent
+    argv = [str(bin_dir / "waitress-serve"), f"--listen=127.0.0.1:{port}", "--threads=4"]
+    argv += ["tests.integration.token_servers:wsgi_app"]
+    yield from _serve_subprocess(argv, port, "waitress")

@@ -108,6 +108,8 @@ def _direct(event: Any, context: Any) -> dict[str, Any]:
                 'whatever the invoker wrote. A direct request is {"scope": "..."}, optionally with an '
                 "identity proof ('identity'); HTTP callers use the API"
             )
+        if isinstance(event, Mapping) and "refresh" in event:
+            return _scheduled_refresh(event, context)
         proof_document = event.get("identity") if isinstance(event, Mapping) else None
         document = (
             {k: v for k, v in event.items() if k != "identity"} if isinstance(event, Mapping) else event
@@ -126,9 +128,22 @@ def _direct(event: Any, context: Any) -> dict[str, Any]:
     return token_result(vended, time.time())
 
 
+def _scheduled_refresh(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """``{"refresh": "due"}`` from the schedule: counts and fingerprints, never a token (CONTRACT 5)."""
+    if dict(event) != {"refresh": "due"}:
+        raise InvalidRequest('a scheduled refresh event is exactly {"refresh": "due"}')
+    summary = _runtime.refresher().run(Deadline.from_context(context, time.monotonic))
+    observability.note_scheduled_refresh(summary.as_result())
+    return summary.as_result()
+
+
 def _proven(request: VendRequest, proof_document: object, deadline: Deadline) -> VendRequest:
     """The request as the principal STS names. A proof that fails never falls back to
     DIRECT_INVOKE_SCOPES (CONTRACT section 6)."""
+    verifier = _runtime.proof_verifier()
+    known = verifier.remembered_raw(proof_document)  # a proof verified before: no parse, no STS call
+    if known is not None:
+        return replace(request, caller=known, identified="sts-proof")
     settings = _runtime.vendor().settings
     proof = parse_proof(
         proof_document,
@@ -136,5 +151,5 @@ def _proven(request: VendRequest, proof_document: object, deadline: Deadline) ->
         audience=settings.identity_audience,
         now=time.time(),
     )
-    arn = _runtime.proof_verifier().verify(proof, deadline)
+    arn = verifier.verify(proof, deadline)
     return replace(request, caller=arn, identified="sts-proof")

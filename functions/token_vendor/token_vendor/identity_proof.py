@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -49,7 +48,7 @@ class Proof:
     url: str
     headers: tuple[tuple[str, str], ...]
     signed_at: float  # epoch seconds of X-Amz-Date
-    digest: str  # of the whole proof: the key a verified proof is remembered by
+    digest: str  # of its signature: the key a verified proof is remembered by
 
     def __repr__(self) -> str:  # the signature and session token are credentials for five minutes
         return f"Proof(url={self.url!r}, digest={self.digest[:12]!r})"
@@ -127,10 +126,13 @@ def parse_proof(raw: object, *, sts_url: str, audience: str, now: float) -> Proo
             f"the identity proof was made for audience {lower[AUDIENCE_HEADER][:80]!r}, not this vendor "
             "(IDENTITY_AUDIENCE, by default the function's name)"
         )
-    canonical = json.dumps(
-        {"url": url, "headers": sorted(headers.items()), "body": body}, separators=(",", ":")
-    )
-    return Proof(str(url), tuple(headers.items()), signed_at, hashlib.sha256(canonical.encode()).hexdigest())
+    authorization = next(v for k, v in headers.items() if k.lower() == "authorization")
+    return Proof(str(url), tuple(headers.items()), signed_at, signature_digest(authorization))
+
+
+def signature_digest(authorization: str) -> str:
+    """What a verified proof is remembered by: a digest of its Authorization header (never the header)."""
+    return hashlib.sha256(authorization.strip().encode()).hexdigest()
 
 
 def caller_arn(body: bytes) -> str:
@@ -168,9 +170,28 @@ class ProofVerifier:
         self._lock = threading.Lock()
 
     def remembered(self, proof: Proof) -> str | None:
+        return self._lookup(proof.digest)
+
+    def remembered_raw(self, raw: object) -> str | None:
+        """The ARN of a proof verified before, from its signature alone (no parsing: the warm path).
+
+        The SigV4 signature is a MAC over everything STS checked (host, date, audience, body), so the same
+        Authorization is the same proof: a caller that reuses its proof skips the parse and the call.
+        """
+        if not isinstance(raw, Mapping):
+            return None
+        headers = raw.get("headers")
+        if not isinstance(headers, Mapping):
+            return None
+        authorization = headers.get("Authorization")
+        if not isinstance(authorization, str):
+            return None
+        return self._lookup(signature_digest(authorization))
+
+    def _lookup(self, digest: str) -> str | None:
         now = self._clock()
         with self._lock:
-            entry = self._verified.get(proof.digest)
+            entry = self._verified.get(digest)
         return entry[0] if entry is not None and entry[1] > now else None
 
     def verify(self, proof: Proof, deadline: Deadline) -> str:

@@ -141,6 +141,12 @@ def note_vend(request: VendRequest, vended: Vended) -> None:
             invocation.fields["retire_rate_limited"] = True
 
 
+def note_scheduled_refresh(summary: dict[str, Any]) -> None:
+    invocation: _Invocation | None = getattr(_current, "invocation", None)
+    if invocation is not None:
+        invocation.fields = {"message": "scheduled refresh", "outcome": "ok", **summary}
+
+
 def note_refusal(caller: str, error: TokenVendorError) -> None:
     METRICS.add_metric(f"Refused_{error.name}", "Count", 1)
     invocation: _Invocation | None = getattr(_current, "invocation", None)

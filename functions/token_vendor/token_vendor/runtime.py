@@ -22,6 +22,7 @@ from token_vendor.errors import ConfigurationError
 from token_vendor.identity_proof import ProofVerifier
 from token_vendor.key_source import KeySource
 from token_vendor.memory_cache import MemoryCache
+from token_vendor.scheduled_refresh import ScheduledRefresher
 from token_vendor.settings import Settings, load_settings
 from token_vendor.token_endpoint import TokenEndpoint
 from token_vendor.token_table import TokenTable
@@ -92,6 +93,7 @@ class Runtime:
         self._logged = False
         self._lock = threading.Lock()
         self._verifier: ProofVerifier | None = None
+        self._refresher: ScheduledRefresher | None = None
 
     def prepare(self) -> None:
         """Wire the vendor now. ``app`` calls this at import, so Lambda's init phase pays for the settings
@@ -109,6 +111,24 @@ class Runtime:
             if self._verifier is None:
                 self._verifier = ProofVerifier(clock=time.time)
             return self._verifier
+
+    def refresher(self) -> ScheduledRefresher:
+        """Created on the first scheduled run: the function serving callers never pays for it."""
+        vendor = self.vendor()
+        with self._lock:
+            if self._refresher is None:
+                from token_vendor.observability import METRICS
+
+                self._refresher = ScheduledRefresher(
+                    vendor,
+                    vendor.table,
+                    tenant=vendor.settings.tenant_fqdn,
+                    account_ref=vendor.account_ref,
+                    keep_warm_seconds=vendor.settings.keep_warm_seconds,
+                    clock=time.time,
+                    metrics=METRICS,
+                )
+            return self._refresher
 
     def vendor(self) -> TokenVendor:
         if self._vendor is not None:

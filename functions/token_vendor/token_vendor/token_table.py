@@ -80,6 +80,17 @@ class TableEntry:
     refresh_backoff: float | None = None
     retired: Retired | None = None  # the last retirement of a token of this scope set
     granted: bool = False  # from a lease attempt: the lease is ours, and this is the item as it was
+    last_vended: float | None = None  # when a container last recorded a caller's vend (scheduled refresh)
+
+
+@dataclass(frozen=True)
+class RecentScopeSet:
+    """An item a caller used recently, as the scheduled refresh sees it (no token, no lease)."""
+
+    key: str
+    scope: str
+    expires_at: float | None
+    lifetime: float
 
 
 @dataclass(frozen=True)
@@ -267,6 +278,65 @@ class TokenTable:
             raise _fail("lease", exc) from exc
         return replace(self._entry(key, response.get("Attributes")), granted=True)
 
+    def note_vended(self, key: str, now: float) -> None:
+        """Record a caller's use of the scope set (for the scheduled refresh); never creates an item."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": key}},
+                UpdateExpression="SET last_vended = :now",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":now": {"N": repr(now)}},
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise _fail("use record", exc) from exc
+        except BotoCoreError as exc:
+            raise _fail("use record", exc) from exc
+
+    def recently_vended(self, since: float, limit: int = 1000) -> list[RecentScopeSet]:
+        """Items a caller used after ``since`` (bounded times only), for the scheduled refresh."""
+        now = self._clock()
+        found: list[RecentScopeSet] = []
+        start: dict[str, Any] | None = None
+        try:
+            while len(found) < limit:
+                request: dict[str, Any] = {
+                    "TableName": self._table,
+                    "ProjectionExpression": "pk, #scope, expires_at, lifetime, last_vended",
+                    "FilterExpression": "last_vended > :since AND last_vended <= :far",
+                    "ExpressionAttributeNames": {"#scope": "scope"},
+                    "ExpressionAttributeValues": {
+                        ":since": {"N": repr(since)},
+                        ":far": {"N": repr(now + MAX_CLOCK_SKEW)},
+                    },
+                }
+                if start:
+                    request["ExclusiveStartKey"] = start
+                page = self._client.scan(**request)
+                for item in page.get("Items", []):
+                    try:
+                        expires_at = _number(item, "expires_at")
+                        lifetime = _number(item, "lifetime") or 0.0
+                        found.append(
+                            RecentScopeSet(
+                                _string(item, "pk"),
+                                _string(item, "scope"),
+                                expires_at,
+                                lifetime if 0 < lifetime <= MAX_TOKEN_LIFETIME else 0.0,
+                            )
+                        )
+                    except (KeyError, TypeError, ValueError):
+                        continue  # malformed: not ours to refresh
+                start = page.get("LastEvaluatedKey")
+                if not start:
+                    break
+        except ClientError as exc:
+            raise _fail("scan", exc) from exc
+        except BotoCoreError as exc:
+            raise _fail("scan", exc) from exc
+        return found[:limit]
+
     def renew(self, key: str, holder: str, seconds: float) -> bool:
         """Extend our lease (fenced: only while we still hold it). False if it was taken over."""
         now = self._clock()
@@ -321,6 +391,12 @@ class TokenTable:
             retired = Retired(_string(item, "retired_fp"), retired_at) if retired_at is not None else None
         except (KeyError, TypeError, ValueError):
             retired = None
+        try:
+            last_vended = _number(item, "last_vended")
+            if last_vended is not None and last_vended > now + MAX_CLOCK_SKEW:
+                last_vended = None  # planted: nobody vends in the future
+        except (KeyError, TypeError, ValueError):
+            last_vended = None
         token = None
         unreadable = False
         try:
@@ -331,7 +407,9 @@ class TokenTable:
         except (KeyError, TypeError, ValueError, binascii.Error):
             logger.warning("malformed cached token; treating it as a miss", extra={"reason": "malformed"})
             token, unreadable = None, True
-        return TableEntry(token, lease_until, rejection, unreadable, not_before, backoff, retired)
+        return TableEntry(
+            token, lease_until, rejection, unreadable, not_before, backoff, retired, last_vended=last_vended
+        )
 
     def _rejection(self, item: dict[str, Any], now: float) -> Rejection | None:
         until = _number(item, "neg_until")
@@ -360,7 +438,15 @@ class TokenTable:
             lifetime = 0.0  # unknown: a token never has more left than it lived (unencrypted items)
         return CachedToken(access_token, expires_at, scope, lifetime)
 
-    def store(self, key: str, token: CachedToken, holder: str, retired: Retired | None = None) -> bool:
+    def store(
+        self,
+        key: str,
+        token: CachedToken,
+        holder: str,
+        retired: Retired | None = None,
+        *,
+        last_vended: float | None = None,
+    ) -> bool:
         """Write the token if ``holder`` still holds the lease; False if it was fenced out. ``retired``
         records the last retirement (kept across refreshes for the operator's tool and the rate limit)."""
         item: dict[str, Any] = {
@@ -372,6 +458,8 @@ class TokenTable:
             "fingerprint": {"S": fingerprint(token.access_token)},
             "lifetime": {"N": repr(float(token.lifetime))},
         }
+        if last_vended is not None:
+            item["last_vended"] = {"N": repr(last_vended)}
         if retired is not None:
             item["retired_fp"] = {"S": retired.fingerprint}
             item["retired_at"] = {"N": repr(retired.at)}

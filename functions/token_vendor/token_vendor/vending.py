@@ -22,6 +22,7 @@ from token_vendor.cached_token import CachedToken, cache_key, fingerprint
 from token_vendor.coordination import KeyLocks, RememberedRejections
 from token_vendor.deadline import Deadline
 from token_vendor.errors import (
+    ConfigurationError,
     InvalidRequest,
     TokenVendorError,
     UpstreamRejected,
@@ -29,6 +30,7 @@ from token_vendor.errors import (
 )
 from token_vendor.key_source import KeySource, ServiceAccountKey
 from token_vendor.memory_cache import MemoryCache
+from token_vendor.scopes import Scopes, check_allowed
 from token_vendor.settings import Settings
 from token_vendor.token_endpoint import IssuedToken, TokenEndpoint
 from token_vendor.token_table import (
@@ -65,6 +67,8 @@ BACKOFF_MAX_SECONDS = 60.0
 KEY_RECHECK_SECONDS = 10.0
 _ROTATION_CODES = frozenset({"invalid_client", "invalid_grant"})
 MAX_LOCAL_RETIREMENTS = 256
+RECORD_EVERY_SECONDS = 300.0  # "vended recently": at most one write per container per scope set per 5 min
+SCHEDULE_CALLER = "scheduled-refresh"
 
 
 class MetricsSink(Protocol):
@@ -108,6 +112,8 @@ class _Pending:
     unreadable: bool = False  # the table holds a token we cannot trust: the lease ignores its expiry
     backoff: float | None = None  # the table's last refresh backoff
     retired: Retired | None = None  # the table's last retirement, carried across refreshes
+    lookahead: float = 0.0  # the scheduled refresh: fresh for this much longer than a caller needs
+    last_vended: float | None = None  # the item's, carried across a scheduled refresh's store
 
     def cached_serves(self, now: float) -> bool:
         return self.cached is not None and self.cached.seconds_left(now) >= self.need
@@ -142,6 +148,7 @@ class TokenVendor:
         self._rejections = RememberedRejections(self._clocks.wall)
         self._locks = KeyLocks()
         self._local_retirements: dict[str, float] = {}  # when the table is unusable (CONTRACT 8)
+        self._recorded: dict[str, float] = {}  # when this container last told the table a set is in use
         self._misconfiguration_logged = False
         table.on_misconfigured = self._note_misconfigured
 
@@ -157,6 +164,59 @@ class TokenVendor:
 
     def _vend(self, request: VendRequest, deadline: Deadline) -> Vended:
         key = cache_key(self.settings.tenant_fqdn, self._account_ref, request.scopes)
+        vended = self._vend_once(key, request, deadline)
+        self._note_vended(key)
+        return vended
+
+    def _note_vended(self, key: str) -> None:
+        """Tell the scheduled refresh this scope set is in use: one write per execution environment per
+        scope set per RECORD_EVERY_SECONDS, never one per vend (docs/decisions.md)."""
+        if self.settings.keep_warm_seconds <= 0:
+            return
+        now = self._clocks.wall()
+        last = self._recorded.get(key)
+        if last is not None and 0 <= now - last < RECORD_EVERY_SECONDS:
+            return
+        self._recorded[key] = now
+        while len(self._recorded) > MAX_LOCAL_RETIREMENTS:
+            self._recorded.pop(next(iter(self._recorded)))
+        try:
+            self._table.note_vended(key, now)
+        except CacheUnavailable as exc:
+            logger.warning("could not record the scope set as in use", extra={"reason": str(exc)})
+
+    # -- the scheduled refresh (scheduled_refresh.py holds the rule) --------------------------------
+    @property
+    def table(self) -> TokenTable:
+        return self._table
+
+    @property
+    def account_ref(self) -> str:
+        """What the cache key names the account by (the id when set, else the secret id)."""
+        return self._account_ref
+
+    def fresh_seconds(self, lifetime: float) -> float:
+        """Seconds a token issued for ``lifetime`` must have left to be served without a refresh."""
+        return self._fresh(CachedToken("", 0.0, "", lifetime), float(self.settings.min_validity_seconds))
+
+    def refresh_ahead(self, scopes: Scopes, lookahead: float, deadline: Deadline) -> tuple[str, str | None]:
+        """Refresh the fleet's token for ``scopes`` if it is due within ``lookahead``, through the lease
+        (one exchange fleet-wide, one attempt, backoff and rejections respected). Returns the outcome
+        (``minted``, ``fresh`` or ``stale``) and the token now stored, if one was minted."""
+        check_allowed(scopes, self.settings.allowed_scopes)
+        request = VendRequest(scopes, None, SCHEDULE_CALLER, identified="schedule")
+        key = cache_key(self.settings.tenant_fqdn, self._account_ref, scopes)
+        need = float(self.settings.min_validity_seconds)
+        wait = max(deadline.remaining() - MIN_WORK_SECONDS, 0.0)
+        with aws_budget.within(deadline), self._locks.hold(key, wait) as acquired:
+            if not acquired:
+                return "fresh", None  # a caller of this container is refreshing it now
+            vended = self._slow_path(key, request, need, deadline, lookahead)
+        if vended.tier == "minted":
+            return "minted", vended.token.access_token
+        return ("stale", None) if vended.tier == "stale" else ("fresh", None)
+
+    def _vend_once(self, key: str, request: VendRequest, deadline: Deadline) -> Vended:
         need = float(max(self.settings.min_validity_seconds, request.min_validity or 0))
         hit = self._memory_hit(key, need, request.rejected)
         if hit is not None:
@@ -209,7 +269,9 @@ class TokenVendor:
             return Vended(hit, "memory")
         return None
 
-    def _slow_path(self, key: str, request: VendRequest, need: float, deadline: Deadline) -> Vended:
+    def _slow_path(
+        self, key: str, request: VendRequest, need: float, deadline: Deadline, lookahead: float = 0.0
+    ) -> Vended:
         in_memory = self._memory.get(key)
         local = self._rejections.get(key)
         if local is not None and self._holds(local):
@@ -228,13 +290,23 @@ class TokenVendor:
             tier = "table" if best_known is not None and best_known is entry.token else "memory"
             return self._serve_despite(local, _Pending(key, request, need, deadline, best_known, tier))
         if entry.token is not None:
-            hit = self._table_hit(key, entry, self._fresh(entry.token, need))
+            hit = self._table_hit(key, entry, self._fresh(entry.token, need) + lookahead)
             if hit is not None:
                 return hit
         best = _fresher(in_memory, entry.token)
         tier = "table" if best is not None and best is entry.token else "memory"
         pending = _Pending(
-            key, request, need, deadline, best, tier, entry.unreadable, entry.refresh_backoff, entry.retired
+            key,
+            request,
+            need,
+            deadline,
+            best,
+            tier,
+            entry.unreadable,
+            entry.refresh_backoff,
+            entry.retired,
+            lookahead,
+            entry.last_vended,
         )
         self._refuse_if_short(best, need)
         if entry.rejection is not None and self._holds(entry.rejection):
@@ -355,7 +427,7 @@ class TokenVendor:
             raise
         retired = Retired(rejected, self._clocks.wall())
         try:
-            self._table.store(key, token, holder, retired)
+            self._table.store(key, token, holder, retired, last_vended=self._clocks.wall())
         except CacheUnavailable as exc:
             self._note_cache_trouble(exc)
             self._table.release(key, holder)
@@ -381,7 +453,9 @@ class TokenVendor:
             holder = secrets.token_hex(16)  # the fencing value for this lease
             lease = min(self._lease_seconds, max(pending.deadline.remaining(), 0.1))
             refresh = pending.cached_serves(self._clocks.wall())
-            fresh = None if pending.unreadable else self._fresh(pending.cached, pending.need)
+            fresh = (
+                None if pending.unreadable else self._fresh(pending.cached, pending.need) + pending.lookahead
+            )
             try:
                 current = self._table.try_lease(
                     pending.key, holder, lease, fresh, key_version=self._key_version(), refresh=refresh
@@ -483,7 +557,12 @@ class TokenVendor:
             raise
         self._memory.put(pending.key, token, self._clocks.wall())
         try:
-            self._table.store(pending.key, token, holder, pending.retired)
+            # A caller's vend is a use; the scheduled refresh's own mint is not (an idle set must expire).
+            by_caller = pending.request.caller != SCHEDULE_CALLER
+            now = self._clocks.wall()
+            used = now if by_caller else pending.last_vended
+            if self._table.store(pending.key, token, holder, pending.retired, last_vended=used) and by_caller:
+                self._recorded[pending.key] = now  # the store recorded the use: no separate write
         except CacheUnavailable as exc:
             logger.warning("could not store the token in the table", extra={"reason": str(exc)})
             self._note_cache_trouble(exc)
@@ -539,6 +618,9 @@ class TokenVendor:
                 raise
         except UpstreamUnavailable:
             self._count_upstream_error("unavailable")
+            raise
+        except ConfigurationError:  # a broken or unreadable secret: no token can be minted until it is fixed
+            self._count("MintFailures")
             raise
         self._metrics.add_metric("MintLatency", "Milliseconds", (time.perf_counter() - started) * 1000)
         self._count("Mints")

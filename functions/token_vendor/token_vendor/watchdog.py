@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import math
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ from collections.abc import Callable
 
 # Until a connection has its socket (a TLS handshake in progress), look again this often.
 RECHECK_SECONDS = 0.01
+MAX_STALE = 64
 
 
 class Watchdog:
@@ -33,6 +35,7 @@ class Watchdog:
         self._fired: set[int] = set()
         self._tickets = itertools.count()
         self._thread: threading.Thread | None = None
+        self._wake_at = math.inf  # when the thread looks next; a later item needs no wake-up call
 
     def watch(self, at: float, expire: Callable[[], bool]) -> int:
         """``expire`` runs on the watchdog's thread at ``at`` (monotonic); it returns False to be asked
@@ -44,7 +47,8 @@ class Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="exchange-watchdog", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if at < self._wake_at:  # waking the thread costs a context switch: only when it must look sooner
+                self._cond.notify()
             return ticket
 
     def release(self, ticket: int) -> bool:
@@ -53,14 +57,20 @@ class Watchdog:
             self._watched.pop(ticket, None)
             fired = ticket in self._fired
             self._fired.discard(ticket)
+            if len(self._heap) > MAX_STALE and len(self._heap) > 2 * len(self._watched):
+                # released items stay in the heap until their time: drop them when they pile up
+                self._heap = [entry for entry in self._heap if entry[1] in self._watched]
+                heapq.heapify(self._heap)
             return not fired
 
     def _run(self) -> None:
         while True:
             with self._cond:
                 while not self._heap or self._heap[0][0] > self._clock():
+                    self._wake_at = self._heap[0][0] if self._heap else math.inf
                     wait = None if not self._heap else self._heap[0][0] - self._clock()
                     self._cond.wait(wait)
+                self._wake_at = -math.inf  # busy: the loop looks at the heap again before it waits
                 _, ticket = heapq.heappop(self._heap)
                 expire = self._watched.get(ticket)
                 if expire is None:
