@@ -8,6 +8,7 @@ what every caller got and on what the simulated services saw.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
@@ -374,6 +375,8 @@ def run_history(
 
         return run
 
+    if scenario.seed % 3 == 0:  # issue 25: the scheduled refresh runs in env0 as an actor of its own
+        scheduler.spawn(Actor("env0/schedule", 0, _schedule(scheduler, vendors[0], scenario)))
     original_secrets = vending.secrets
     vending.secrets = _SeededSecrets(holder_rng)  # type: ignore[assignment]
     try:
@@ -386,8 +389,40 @@ def run_history(
             scheduler.abandon()
     finally:
         vending.secrets = original_secrets  # type: ignore[assignment]
-    violations = list(observed.violations) + check(scenario, outcomes, observed, ddb, crashes[0])
+    violations = list(observed.violations) + check(
+        scenario, outcomes, observed, ddb, crashes[0], scheduler.now
+    )
     return History(scenario, outcomes, observed, scheduler.log, scheduler.steps, crashes[0], violations)
+
+
+def _schedule(scheduler: Scheduler, vendor: TokenVendor, scenario: Scenario) -> Callable[[], None]:
+    """EventBridge Scheduler's runs: one soon, then every minute, each with its own 30 s deadline."""
+    from token_vendor.scheduled_refresh import ScheduledRefresher
+
+    class NoMetrics:
+        def add_metric(self, name: str, unit: str, value: float) -> None:
+            return None
+
+    skew = scenario.skews[0]
+    refresher = ScheduledRefresher(
+        vendor,
+        vendor.table,
+        tenant=TENANT,
+        account_ref=vendor.account_ref,
+        keep_warm_seconds=3600,
+        clock=lambda: scheduler.now + skew,
+        metrics=NoMetrics(),
+    )
+
+    def run() -> None:
+        scheduler.sleep(1.0 + (scenario.seed % 7))
+        for _ in range(3):
+            # A failed run is the next run's business; the invariants judge what callers got.
+            with contextlib.suppress(TokenVendorError):
+                refresher.run(Deadline.after(30.0, lambda: scheduler.now))
+            scheduler.sleep(60.0)
+
+    return run
 
 
 class _SeededSecrets:
@@ -401,7 +436,12 @@ class _SeededSecrets:
 
 
 def check(
-    scenario: Scenario, outcomes: list[Outcome], observed: Observations, ddb: SimDynamoDB, crashes: int
+    scenario: Scenario,
+    outcomes: list[Outcome],
+    observed: Observations,
+    ddb: SimDynamoDB,
+    crashes: int,
+    ended: float = 0.0,
 ) -> list[str]:
     violations: list[str] = []
     reports = sum(1 for o in outcomes if o.reported)
@@ -433,7 +473,9 @@ def check(
     # Invariant 1: one exchange per scope set per refresh cycle, one more per lapse (and per report that
     # retires a token, per crash that lost a stored token's write, per unshared mint under table faults).
     for scope, count in observed.exchanges.items():
-        cycles = 1 + int(max(o.ended for o in outcomes) // max(1.0, scenario.profile.lifetime / 2 - 1))
+        # The history lasts until its last actor ends: a caller, or the scheduled refresh's last run.
+        last = max([ended, *(o.ended for o in outcomes)])
+        cycles = 1 + int(last // max(1.0, scenario.profile.lifetime / 2 - 1))
         allowance = cycles + observed.lapses + reports + crashes
         if scenario.ddb_faults:
             allowance += sum(1 for o in outcomes if o.request.scope == scope)

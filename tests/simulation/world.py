@@ -300,6 +300,23 @@ class SimDynamoDB:
         )
         return {"Attributes": before} if ReturnValues == "ALL_OLD" and before else {}
 
+    def scan(
+        self,
+        *,
+        TableName: str,
+        FilterExpression: str,
+        ExpressionAttributeValues: dict[str, Any],
+        ExpressionAttributeNames: dict[str, str] | None = None,
+        ProjectionExpression: str = "",
+        ExclusiveStartKey: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One page with every live item the filter (the vendor's own expression) keeps."""
+        self._scheduler.point("Scan")
+        self._maybe_fail("Scan")
+        keep = Condition(FilterExpression, ExpressionAttributeNames or {}, ExpressionAttributeValues)
+        items = [self._live(key) for key in sorted(self.items)]
+        return {"Items": [{k: dict(v) for k, v in i.items()} for i in items if i and keep.evaluate(i)]}
+
 
 class SimKMS:
     def __init__(self, scheduler: Scheduler, rng: random.Random) -> None:

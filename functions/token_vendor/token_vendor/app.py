@@ -20,7 +20,6 @@ from typing import Any
 from token_vendor import observability
 from token_vendor.deadline import Deadline
 from token_vendor.errors import InternalError, InvalidRequest, TokenVendorError
-from token_vendor.identity_proof import parse_proof
 from token_vendor.results import token_result
 from token_vendor.runtime import Runtime
 from token_vendor.vend_request import DIRECT_CALLER, VendRequest, parse_document
@@ -140,6 +139,8 @@ def _scheduled_refresh(event: Mapping[str, Any], context: Any) -> dict[str, Any]
 def _proven(request: VendRequest, proof_document: object, deadline: Deadline) -> VendRequest:
     """The request as the principal STS names. A proof that fails never falls back to
     DIRECT_INVOKE_SCOPES (CONTRACT section 6)."""
+    from token_vendor.identity_proof import parse_proof  # only direct invokers that prove who they are
+
     verifier = _runtime.proof_verifier()
     known = verifier.remembered_raw(proof_document)  # a proof verified before: no parse, no STS call
     if known is not None:

@@ -19,10 +19,8 @@ import botocore.session
 from token_vendor.aws_budget import CLIENT_CONFIG, BoundedClient
 from token_vendor.envelope import Envelope
 from token_vendor.errors import ConfigurationError
-from token_vendor.identity_proof import ProofVerifier
 from token_vendor.key_source import KeySource
 from token_vendor.memory_cache import MemoryCache
-from token_vendor.scheduled_refresh import ScheduledRefresher
 from token_vendor.settings import Settings, load_settings
 from token_vendor.token_endpoint import TokenEndpoint
 from token_vendor.token_table import TokenTable
@@ -32,6 +30,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
+
+    from token_vendor.identity_proof import ProofVerifier
+    from token_vendor.scheduled_refresh import ScheduledRefresher
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 
@@ -109,6 +110,8 @@ class Runtime:
         """Created on the first identity proof: callers without one never pay for it."""
         with self._lock:
             if self._verifier is None:
+                from token_vendor.identity_proof import ProofVerifier  # on the first proof only
+
                 self._verifier = ProofVerifier(clock=time.time)
             return self._verifier
 
@@ -118,6 +121,7 @@ class Runtime:
         with self._lock:
             if self._refresher is None:
                 from token_vendor.observability import METRICS
+                from token_vendor.scheduled_refresh import ScheduledRefresher
 
                 self._refresher = ScheduledRefresher(
                     vendor,

@@ -78,8 +78,10 @@ class ScheduledRefresher:
         keep_warm_seconds: float,
         clock: Callable[[], float],
         metrics: Any,
+        lookahead: float = LOOKAHEAD_SECONDS,
     ) -> None:
         self._vendor = vendor
+        self._lookahead = lookahead  # the schedule's period: what falls due before the next run
         self._table = table
         self._tenant = tenant
         self._account_ref = account_ref
@@ -107,7 +109,7 @@ class ScheduledRefresher:
                 summary.unreadable += 1
                 continue
             left = (item.expires_at or 0.0) - self._clock()
-            if left >= self._vendor.fresh_seconds(item.lifetime) + LOOKAHEAD_SECONDS:
+            if left >= self._vendor.fresh_seconds(item.lifetime) + self._lookahead:
                 summary.not_due += 1
                 continue
             if len(summary.refreshed) + summary.failed >= MAX_REFRESHES_PER_RUN or (
@@ -116,7 +118,7 @@ class ScheduledRefresher:
                 summary.skipped += 1
                 continue
             try:
-                outcome, token = self._vendor.refresh_ahead(scopes, LOOKAHEAD_SECONDS, deadline)
+                outcome, token = self._vendor.refresh_ahead(scopes, self._lookahead, deadline)
             except TokenVendorError as exc:
                 logger.warning(
                     "scheduled refresh failed", extra={"scopes": " ".join(scopes), "error": exc.name}
