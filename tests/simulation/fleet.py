@@ -27,7 +27,7 @@ from tests.simulation.world import (
     SimDynamoDB,
     SimKMS,
 )
-from token_vendor import vending
+from token_vendor import fleet_lease, retirement
 from token_vendor.assertion import Assertion
 from token_vendor.cached_token import CachedToken, cache_key, fingerprint
 from token_vendor.coordination import KeyLocks
@@ -377,8 +377,9 @@ def run_history(
 
     if scenario.seed % 3 == 0:  # issue 25: the scheduled refresh runs in env0 as an actor of its own
         scheduler.spawn(Actor("env0/schedule", 0, _schedule(scheduler, vendors[0], scenario)))
-    original_secrets = vending.secrets
-    vending.secrets = _SeededSecrets(holder_rng)  # type: ignore[assignment]
+    # Lease holder values from the seed, in every room that draws them.
+    original_secrets = fleet_lease.secrets
+    fleet_lease.secrets = retirement.secrets = _SeededSecrets(holder_rng)  # type: ignore[assignment]
     try:
         for index, (env, requests) in enumerate(scenario.callers):
             scheduler.spawn(Actor(f"env{env}/caller{index}", env, caller(index, env, requests)))
@@ -388,7 +389,7 @@ def run_history(
             observed.violations.append(f"invariant 4: the history hung ({exc})")
             scheduler.abandon()
     finally:
-        vending.secrets = original_secrets  # type: ignore[assignment]
+        fleet_lease.secrets = retirement.secrets = original_secrets  # type: ignore[assignment]
     violations = list(observed.violations) + check(
         scenario, outcomes, observed, ddb, crashes[0], scheduler.now
     )

@@ -26,7 +26,7 @@ from tests.simulation.fleet import History, draw_scenario, history_digest, run_h
 # request's slow path overran its deadline with a serving token in the table; 1518: a slow KMS call held the
 # data-key lock for every thread; 378: that fallback served a reporter the token it reported; 1903: a lease
 # winner minted again for a need AIC's short-lived tokens cannot meet.
-REGRESSION_SEEDS: tuple[int, ...] = (549, 551, 1518, 378, 1903)
+REGRESSION_SEEDS: tuple[int, ...] = (549, 551, 1518, 378, 1903, 7525)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from token_vendor.cached_token import fingerprint
 from token_vendor.errors import TokenVendorError
 from token_vendor.vend_request import VendRequest
-from token_vendor.vending import Vended
+from token_vendor.vendor_state import Vended
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "token_vendor"
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "TokenVendor"

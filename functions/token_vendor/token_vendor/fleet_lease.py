@@ -1,0 +1,190 @@
+"""The fleet lease (DESIGN step 4; token_table's timeline): one exchange per scope set per refresh cycle.
+
+Rules: only the holder of the lease mints, and never past its lease (its work ends by the earlier of the
+deadline and the lease, and it renews the lease, fenced, before each retry); a refresh while the cached
+token still serves is one attempt and, on failure, a fleet-wide backoff; a caller that did not get the
+lease is served what the item offers (a stored token, a remembered rejection, the cached token while
+someone refreshes) or waits and tries again; table trouble degrades to minting without the shared cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+
+from token_vendor.deadline import Deadline
+from token_vendor.errors import (
+    InvalidRequest,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
+from token_vendor.minting import Minting
+from token_vendor.token_table import CacheUnavailable, TableEntry
+from token_vendor.vendor_state import (
+    BACKOFF_FIRST_SECONDS,
+    BACKOFF_MAX_SECONDS,
+    LEASE_MARGIN_SECONDS,
+    MAX_TABLE_FAILURES,
+    MIN_WORK_SECONDS,
+    POLL_FIRST,
+    POLL_MAX,
+    REFRESH_ATTEMPT_SECONDS,
+    SCHEDULE_CALLER,
+    Pending,
+    Vended,
+)
+
+logger = logging.getLogger("token_vendor").getChild(__name__)
+
+
+class FleetLease(Minting):
+    """Take the lease and mint, or serve what another holder stores."""
+
+    # -- the lease (see token_table's timeline) ----------------------------------------------------
+    def _lease_or_wait(self, pending: Pending) -> Vended:
+        """Take the lease and mint, or serve what another holder stores.
+
+        Steps: try the lease; won -> mint as holder; lost -> serve what the item now offers (a token
+        stored by the last holder, a remembered rejection, or the cached token while someone refreshes);
+        else wait, re-read and try again until the deadline. Table trouble degrades to minting unshared.
+        """
+        delay = POLL_FIRST
+        failures = 0  # consecutive table failures while others may be minting
+        while True:
+            holder = secrets.token_hex(16)  # the fencing value for this lease
+            lease = min(self._lease_seconds, max(pending.deadline.remaining(), 0.1))
+            refresh = pending.cached_serves(self._clocks.wall())
+            fresh = (
+                None if pending.unreadable else self._fresh(pending.cached, pending.need) + pending.lookahead
+            )
+            try:
+                current = self._table.try_lease(
+                    pending.key, holder, lease, fresh, key_version=self._key_version(), refresh=refresh
+                )
+            except CacheUnavailable as exc:
+                self._note_cache_trouble(exc)
+                failures += 1
+                if failures >= MAX_TABLE_FAILURES or delay >= pending.deadline.remaining():
+                    return self._mint_unshared(pending)
+                self._clocks.sleep(delay)  # a blip: one more look before minting a second token
+                continue
+            failures = 0
+            if current.granted:
+                try:  # AIC's last token lives and is shorter than this need: minting again gives the same
+                    self._refuse_if_short(current.token, pending.need)
+                except InvalidRequest:
+                    self._table.release(pending.key, holder)
+                    raise
+                return self._mint_as_holder(pending, holder, lease, refresh)
+            served = self._serve_from_item(pending, current)
+            if served is not None:
+                return served
+            self._count("LeaseWaits")
+            if delay >= pending.deadline.remaining():
+                raise UpstreamUnavailable(
+                    "another request is minting this token and it did not finish in time"
+                )
+            self._clocks.sleep(delay)
+            delay = min(delay * 1.6, POLL_MAX)
+            if pending.deadline.remaining() < MIN_WORK_SECONDS:
+                raise UpstreamUnavailable(
+                    "another request is minting this token and it did not finish in time"
+                )
+            entry = self._read_table(pending.key)
+            if entry is None:
+                failures += 1
+                if failures >= MAX_TABLE_FAILURES:
+                    return self._mint_unshared(pending)
+                continue
+            failures = 0
+            served = self._serve_from_item(pending, entry)
+            if served is not None:
+                return served
+
+    def _serve_from_item(self, pending: Pending, entry: TableEntry) -> Vended | None:
+        """What a caller that did not get the lease can be served from the item as it stands, if anything."""
+        stored = self._table_hit(pending.key, entry, pending.need)
+        if stored is not None:
+            return stored
+        self._refuse_if_short(entry.token, pending.need)
+        if entry.rejection is not None and self._holds(entry.rejection):
+            return self._serve_despite(entry.rejection, pending)
+        if pending.cached_serves(self._clocks.wall()):
+            # Someone else is refreshing (or a refresh backoff runs): the token we have still serves.
+            self._count("RefreshInProgressServed")
+            return Vended(pending.cached, pending.tier)  # type: ignore[arg-type]
+        pending.unreadable = entry.unreadable
+        pending.backoff = entry.refresh_backoff
+        pending.retired = entry.retired
+        return None
+
+    def _mint_as_holder(self, pending: Pending, holder: str, lease: float, refresh: bool) -> Vended:
+        clock = pending.deadline.clock
+        work = pending.deadline.earliest(Deadline.after(lease - LEASE_MARGIN_SECONDS, clock))
+        attempts = None
+        renew: Callable[[], Deadline | None] | None = None
+        if refresh:  # the cached token still serves: one short attempt, then the fleet backs off
+            work = work.earliest(Deadline.after(REFRESH_ATTEMPT_SECONDS, clock))
+            attempts = 1
+        else:
+
+            def renew() -> Deadline | None:
+                """Before a retry: extend the lease (fenced), or stop if another container took it."""
+                try:
+                    if not self._table.renew(pending.key, holder, self._lease_seconds):
+                        return None
+                except CacheUnavailable as exc:
+                    self._note_cache_trouble(exc)
+                    return work  # cannot renew: keep to the lease we have
+                return pending.deadline.earliest(
+                    Deadline.after(self._lease_seconds - LEASE_MARGIN_SECONDS, clock)
+                )
+
+        try:
+            token, jti = self._mint(pending.request, work, attempts, renew)
+        except UpstreamRejected as exc:
+            rejection = self._remember_rejection(pending.key, exc)
+            self._table.release(pending.key, holder, rejection)
+            return self._stale_or_raise(pending, exc)
+        except UpstreamUnavailable as exc:
+            backoff = None
+            if refresh:
+                previous = pending.backoff
+                backoff = BACKOFF_FIRST_SECONDS if not previous else min(BACKOFF_MAX_SECONDS, previous * 2)
+            self._table.release(pending.key, holder, backoff=backoff)
+            return self._stale_or_raise(pending, exc)
+        except BaseException:
+            self._table.release(pending.key, holder)
+            raise
+        self._memory.put(pending.key, token, self._clocks.wall())
+        try:
+            # A caller's vend is a use; the scheduled refresh's own mint is not (an idle set must expire).
+            by_caller = pending.request.caller != SCHEDULE_CALLER
+            now = self._clocks.wall()
+            used = now if by_caller else pending.last_vended
+            if self._table.store(pending.key, token, holder, pending.retired, last_vended=used) and by_caller:
+                self._recorded[pending.key] = now  # the store recorded the use: no separate write
+        except CacheUnavailable as exc:
+            logger.warning("could not store the token in the table", extra={"reason": str(exc)})
+            self._note_cache_trouble(exc)
+            self._table.release(pending.key, holder)
+        self._refuse_if_short(token, pending.need)
+        return Vended(token, "minted", jti)
+
+    def _mint_unshared(self, pending: Pending) -> Vended:
+        attempts = None
+        work = pending.deadline
+        if pending.cached_serves(self._clocks.wall()):
+            attempts = 1
+            work = work.earliest(Deadline.after(REFRESH_ATTEMPT_SECONDS, work.clock))
+        try:
+            token, jti = self._mint(pending.request, work, attempts, None)
+        except UpstreamRejected as exc:
+            self._remember_rejection(pending.key, exc)
+            return self._stale_or_raise(pending, exc)
+        except UpstreamUnavailable as exc:
+            return self._stale_or_raise(pending, exc)
+        self._memory.put(pending.key, token, self._clocks.wall())
+        self._refuse_if_short(token, pending.need)
+        return Vended(token, "minted", jti)

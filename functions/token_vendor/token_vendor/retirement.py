@@ -1,0 +1,163 @@
+"""Retirement (CONTRACT section 5): a caller reports a token AIC refused.
+
+Rules: the report names the token by its fingerprint; if it is the stored token, it is retired fleet-wide
+and one replacement is minted (single flight through a dedicated lease condition), make-before-break: the
+reported token stays in service for others until its replacement is stored, and reporters never get it
+back; within MIN_REFRESH_INTERVAL_SECONDS of the last retirement the current token is served (rate limit),
+if it has the validity asked for; with the table unusable, the rate limit holds per execution environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import replace
+
+from token_vendor.cached_token import CachedToken, fingerprint
+from token_vendor.deadline import Deadline
+from token_vendor.errors import (
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
+from token_vendor.fleet_lease import FleetLease
+from token_vendor.token_table import (
+    CacheUnavailable,
+    Retired,
+)
+from token_vendor.vend_request import VendRequest
+from token_vendor.vendor_state import (
+    LEASE_MARGIN_SECONDS,
+    MAX_LOCAL_RETIREMENTS,
+    MIN_WORK_SECONDS,
+    POLL_FIRST,
+    POLL_MAX,
+    Pending,
+    Vended,
+)
+
+logger = logging.getLogger("token_vendor").getChild(__name__)
+
+
+class Retirement(FleetLease):
+    """A reported token retired fleet-wide, one replacement minted."""
+
+    # -- retirement: a caller reports a token AIC refused (CONTRACT section 5) ------------------------
+    def _retire(self, key: str, request: VendRequest, need: float, deadline: Deadline) -> Vended:
+        """Retire the reported token fleet-wide and mint one replacement (single flight, rate-limited).
+
+        Make-before-break: the reported token stays in the table for everyone else until its replacement
+        is stored; the reporters wait for that replacement and never get the reported token back.
+        """
+        rejected = request.rejected or ""
+        interval = float(self.settings.min_refresh_interval_seconds)
+        in_memory = self._memory.get(key)
+        entry = self._read_table(key)
+        if entry is None:  # shared cache down: this container replaces its own copy, rate-limited here
+            return self._retire_unshared(key, request, need, deadline, in_memory, interval)
+        if in_memory is not None and fingerprint(in_memory.access_token) == rejected:
+            self._memory.drop(key)
+        delay = POLL_FIRST
+        refused = 0
+        while True:
+            stored = entry.token
+            if stored is None or fingerprint(stored.access_token) != rejected:
+                # Already replaced (or never ours to retire): the current token, through the normal path.
+                return self._slow_path(key, replace(request, rejected=None), need, deadline)
+            now = self._clocks.wall()
+            if entry.retired is not None and now - entry.retired.at < interval:
+                if stored.seconds_left(now) < need:  # rate-limited, but it cannot serve: refresh it
+                    return self._slow_path(key, replace(request, rejected=None), need, deadline)
+                self._count("RetireRateLimited")
+                self._memory.put(key, stored, now)
+                return Vended(stored, "table", retire_rate_limited=True)
+            holder = secrets.token_hex(16)
+            lease = min(self._lease_seconds, max(deadline.remaining(), 0.1))
+            try:
+                current = self._table.try_retire(key, holder, lease, rejected, interval)
+            except CacheUnavailable as exc:
+                self._note_cache_trouble(exc)
+                raise UpstreamUnavailable("the token cache is unavailable; report the token again") from exc
+            if current.granted:
+                return self._replace_retired(key, request, need, deadline, holder, lease)
+            if current.lease_until is not None and current.lease_until > now:  # another reporter is on it
+                self._count("LeaseWaits")
+                if delay >= deadline.remaining():
+                    raise UpstreamUnavailable(
+                        "the reported token is being replaced; it did not finish in time"
+                    )
+                self._clocks.sleep(delay)
+                delay = min(delay * 1.6, POLL_MAX)
+                if deadline.remaining() < MIN_WORK_SECONDS:
+                    raise UpstreamUnavailable(
+                        "the reported token is being replaced; it did not finish in time"
+                    )
+                refreshed = self._read_table(key)
+                if refreshed is None:
+                    raise UpstreamUnavailable("the token cache is unavailable; report the token again")
+                entry = refreshed
+            else:
+                refused += 1
+                if refused > 2:  # the item refuses the retirement for a reason no read explains (altered)
+                    raise UpstreamUnavailable("the reported token could not be retired now; report it again")
+                entry = current
+
+    def _retire_unshared(
+        self,
+        key: str,
+        request: VendRequest,
+        need: float,
+        deadline: Deadline,
+        in_memory: CachedToken | None,
+        interval: float,
+    ) -> Vended:
+        """The table cannot coordinate the fleet: reports are rate-limited per execution environment, so a
+        storm of reports costs this container one exchange per interval, not one each (CONTRACT 8)."""
+        rejected = request.rejected or ""
+        now = self._clocks.wall()
+        last = self._local_retirements.get(key)
+        if (
+            last is not None
+            and 0 <= now - last < interval
+            and in_memory is not None
+            and in_memory.seconds_left(now) >= need
+        ):
+            self._count("RetireRateLimited")
+            return Vended(in_memory, "memory", retire_rate_limited=True)
+        if in_memory is not None and fingerprint(in_memory.access_token) == rejected:
+            self._memory.drop(key)
+            in_memory = None
+        vended = self._mint_unshared(Pending(key, request, need, deadline, None, "memory"))
+        self._local_retirements[key] = now
+        while len(self._local_retirements) > MAX_LOCAL_RETIREMENTS:
+            self._local_retirements.pop(next(iter(self._local_retirements)))
+        self._count("TokenRetired")
+        return replace(vended, retired=rejected)
+
+    def _replace_retired(
+        self, key: str, request: VendRequest, need: float, deadline: Deadline, holder: str, lease: float
+    ) -> Vended:
+        rejected = request.rejected or ""
+        pending = Pending(key, request, need, deadline, None, "table")  # nothing stale for a reporter
+        clock = deadline.clock
+        work = deadline.earliest(Deadline.after(lease - LEASE_MARGIN_SECONDS, clock))
+        try:
+            token, jti = self._mint(request, work, None, None)
+        except (UpstreamRejected, UpstreamUnavailable) as exc:
+            self._table.release(key, holder)
+            return self._stale_or_raise(pending, exc)  # raises: the reported token is never served back
+        except BaseException:
+            self._table.release(key, holder)
+            raise
+        retired = Retired(rejected, self._clocks.wall())
+        try:
+            self._table.store(key, token, holder, retired, last_vended=self._clocks.wall())
+        except CacheUnavailable as exc:
+            self._note_cache_trouble(exc)
+            self._table.release(key, holder)
+        self._memory.put(key, token, self._clocks.wall())
+        self._count("TokenRetired")
+        logger.info(
+            "token retired on a caller's report", extra={"retired": rejected, "caller": request.caller}
+        )
+        self._refuse_if_short(token, need)
+        return Vended(token, "minted", jti, retired=rejected)
