@@ -11,6 +11,7 @@ answers, garbage or truncated bodies, dropped connections, malformed token respo
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import threading
@@ -32,6 +33,7 @@ from local.quiet_server import QuietThreadingHTTPServer
 
 TOKEN_PATH = "/am/oauth2/access_token"
 USERS_PATH = "/openidm/managed/alpha_user"
+SVCACCT_PATH = "/openidm/managed/svcacct/"  # + the account id: AIC's service account managed object
 SERVICE_ACCOUNT_CLIENT = "service-account"
 TOKEN_LIFETIME = 899  # AIC service-account tokens: fixed, not configurable
 MAX_ASSERTION_LIFETIME = 900
@@ -118,7 +120,17 @@ class AICJWTBearerGrant(JWTBearerGrant):
         return self.state.accounts.get(issuer)
 
     def resolve_client_public_key(self, client: Account) -> KeySet:
-        return KeySet([RSAKey.import_key(jwk) for jwk in client.public_jwks])
+        """Every key in the account's jwks is honoured (a rotation adds one before it removes the other):
+        the one the assertion's ``kid`` names, else (a console download has no kid) the key without one."""
+        try:
+            segment = str(self.request.form.get("assertion", "")).split(".", 1)[0]
+            header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+            kid = header.get("kid") if isinstance(header, dict) else None
+        except ValueError:
+            kid = None
+        jwks = client.public_jwks
+        chosen = [j for j in jwks if j.get("kid") == kid] if kid else [j for j in jwks if not j.get("kid")]
+        return KeySet([RSAKey.import_key(jwk) for jwk in (chosen or ([] if kid else jwks[:1]))])
 
     def get_audiences(self) -> list[str]:
         return [self.state.audience]
@@ -217,6 +229,9 @@ class AICStandIn:
         self.base_url = f"http://{host}:{self._httpd.server_address[1]}"
         self.token_url = self.base_url + TOKEN_PATH
         self.state.audience = self.token_url
+        # A tenant administrator's access token for the IDM REST API (the svcacct object); tests read it.
+        self.admin_token = secrets.token_urlsafe(32)
+        self.revisions: dict[str, int] = {}
 
     # -- control ----------------------------------------------------------------------------------
     def start(self) -> AICStandIn:
@@ -279,6 +294,66 @@ class AICStandIn:
     def assertions_seen(self) -> list[str]:
         with self.state.lock:
             return list(self.state.assertions)
+
+    # -- the svcacct managed object (IDM REST, as frodo-lib's ServiceAccountOps uses it) --------------
+    def _svcacct(self, account: Account) -> dict[str, Any]:
+        rev = self.revisions.setdefault(account.account_id, 1)
+        return {
+            "_id": account.account_id,
+            "_rev": str(rev),
+            "name": f"service account {account.account_id[:8]}",
+            "accountStatus": "active",
+            "scopes": sorted(account.scopes),
+            "jwks": json.dumps({"keys": account.public_jwks}),  # a JSON string, as AIC stores it
+        }
+
+    def _admin(self, authorization: str) -> bool:
+        return secrets.compare_digest(authorization, f"Bearer {self.admin_token}")
+
+    def get_svcacct(self, account_id: str, authorization: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if not self._admin(authorization):
+            return 401, {"code": 401, "reason": "Unauthorized", "message": "Access Denied"}, {}
+        with self.state.lock:
+            account = self.state.accounts.get(account_id)
+            if account is None:
+                return 404, {"code": 404, "reason": "Not Found", "message": "Object not found"}, {}
+            document = self._svcacct(account)
+        return 200, document, {"ETag": f'"{document["_rev"]}"'}
+
+    def put_svcacct(
+        self, account_id: str, authorization: str, if_match: str | None, body: bytes
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """Replace the object at its revision (If-Match): a conflicting writer gets 412, not a lost update."""
+        if not self._admin(authorization):
+            return 401, {"code": 401, "reason": "Unauthorized", "message": "Access Denied"}, {}
+        try:
+            document = json.loads(body)
+            keys = json.loads(document["jwks"])["keys"]
+            if not keys or not all(
+                k.get("kty") == "RSA" and "n" in k and "e" in k and "d" not in k for k in keys
+            ):
+                raise ValueError("jwks")
+        except (ValueError, KeyError, TypeError):
+            return (
+                400,
+                {
+                    "code": 400,
+                    "reason": "Bad Request",
+                    "message": "jwks must be a JSON string of public RSA keys",
+                },
+                {},
+            )
+        with self.state.lock:
+            account = self.state.accounts.get(account_id)
+            if account is None:
+                return 404, {"code": 404, "reason": "Not Found", "message": "Object not found"}, {}
+            rev = str(self.revisions.setdefault(account_id, 1))
+            if if_match is None or if_match.strip('"') not in (rev, "*"):
+                return 412, {"code": 412, "reason": "Precondition Failed", "message": "revision mismatch"}, {}
+            account.public_jwks = [dict(k) for k in keys]
+            self.revisions[account_id] = int(rev) + 1
+            updated = self._svcacct(account)
+        return 200, updated, {"ETag": f'"{updated["_rev"]}"'}
 
     # -- HTTP -------------------------------------------------------------------------------------
     def _next_fault(self) -> Fault | None:
@@ -365,7 +440,28 @@ class AICStandIn:
                 self._send(200 if fault.kind == "token_body" else fault.status, fault.body, headers)
                 return True
 
+            def do_PUT(self) -> None:
+                path = urlsplit(self.path).path
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if not path.startswith(SVCACCT_PATH):
+                    self._send(404, b'{"code":404,"reason":"Not Found"}')
+                    return
+                status, answer, headers = standin.put_svcacct(
+                    path[len(SVCACCT_PATH) :],
+                    self.headers.get("Authorization", ""),
+                    self.headers.get("If-Match"),
+                    body,
+                )
+                self._send(status, json.dumps(answer).encode(), headers)
+
             def do_GET(self) -> None:
+                path = urlsplit(self.path).path
+                if path.startswith(SVCACCT_PATH):
+                    status, answer, headers = standin.get_svcacct(
+                        path[len(SVCACCT_PATH) :], self.headers.get("Authorization", "")
+                    )
+                    self._send(status, json.dumps(answer).encode(), headers)
+                    return
                 if urlsplit(self.path).path != USERS_PATH:
                     self._send(404, b'{"code":404,"reason":"Not Found"}')
                     return

@@ -82,7 +82,9 @@ class _AtomicDynamoDB:
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+        # Secrets Manager too: moto moves a staging label in two steps, and a read between them falls back
+        # to the version moto first created (seen as a rotated key read as the old one).
+        if str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith(("DynamoDB_", "secretsmanager.")):
             with self._lock:
                 return list(self._app(environ, start_response))  # the whole answer inside the lock
         return self._app(environ, start_response)

@@ -25,6 +25,7 @@ RUNTIME_VERSION = (3, 13)
 TARGETS = {
     BUILD / "TokenVendorFunction": "/var/task",
     BUILD / "TokenApiFunction": "/var/task",
+    BUILD / "KeyRotationFunction": "/var/task",
     BUILD / "DependenciesLayer" / "python": "/opt/python",
     BUILD / "TokenClientLayer" / "python": "/opt/python",
 }

@@ -30,6 +30,7 @@ COMMON = {
     "ServiceAccountSecretArn": "arn:aws:secretsmanager:eu-west-2:111122223333:secret:aic/key-AbCdEf",
     "AllowedScopes": "fr:idm:*",
     "DeploySampleStateMachine": "true",
+    "KeyRotation": "true",
     "XRayTracing": "Active",
     "CreateApiGatewayLoggingRole": "true",
     "ReservedConcurrency": "20",

@@ -468,3 +468,19 @@ def test_a_long_caller_policy_can_live_in_ssm(template: dict[str, Any]) -> None:
             {"Ref": "CallerPolicy"},
         ]
     }
+
+
+def test_only_the_opt_in_rotation_function_may_write_the_secret(template: dict[str, Any]) -> None:
+    """Issue 26: the next key is made inside AWS by KeyRotationFunction; the vendor roles gain nothing."""
+    resources = template["Resources"]
+    rotation = resources["KeyRotationFunction"]
+    assert rotation["Condition"] == "WithKeyRotation"
+    assert rotation["Properties"]["Handler"] == "token_vendor.rotation.rotation_handler"
+    statement = rotation["Properties"]["Policies"][0]["Statement"][0]
+    assert statement["Resource"] == {"Ref": "ServiceAccountSecretArn"}
+    assert "secretsmanager:PutSecretValue" in statement["Action"]
+    assert "secretsmanager:UpdateSecretVersionStage" in statement["Action"]
+    for name in ("TokenVendorFunction", "TokenApiFunction"):
+        text = json.dumps(resources[name]["Properties"]["Policies"])
+        assert "PutSecretValue" not in text
+        assert "UpdateSecretVersionStage" not in text

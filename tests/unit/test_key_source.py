@@ -55,7 +55,7 @@ def _answer(stub: Stubber, secret: str, version: str) -> None:
             "SecretString": secret,
             "VersionId": version,
         },
-        {"SecretId": SECRET_ID},
+        {"SecretId": SECRET_ID, "VersionStage": "AWSCURRENT"},
     )
 
 
@@ -214,7 +214,7 @@ def test_a_binary_secret_is_refused(secrets_client: Any, stubber: Stubber) -> No
     stubber.add_response(
         "get_secret_value",
         {"Name": SECRET_ID, "SecretBinary": b"\x00", "VersionId": V1},
-        {"SecretId": SECRET_ID},
+        {"SecretId": SECRET_ID, "VersionStage": "AWSCURRENT"},
     )
     with pytest.raises(ConfigurationError, match="SecretString"):
         KeySource(SECRET_ID, secrets_client, clock=Clock()).current()

@@ -195,7 +195,10 @@ class KeySource:
 
     def _reload(self) -> ServiceAccountKey:
         try:
-            response = self._secrets_manager().get_secret_value(SecretId=self._secret_id)
+            # AWSCURRENT named: the default on AWS, and what moto needs after a stage move (it keeps its own)
+            response = self._secrets_manager().get_secret_value(
+                SecretId=self._secret_id, VersionStage="AWSCURRENT"
+            )
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in _CONFIG_CODES:

@@ -41,6 +41,8 @@ EPILOG = """\
 other commands:
   aic-token cache status --table NAME [--json]          the shared cache, without tokens (operators)
   aic-token cache flush --table NAME (--scope S | --all) [--yes]
+  aic-token rotate --function ROTATION_FN --idm-url https://TENANT [--finish | --dry-run]
+                                                        rotate the account's key (aic-token rotate --help)
 
 environment:
   AWS_PROFILE, AWS_REGION, AWS_ACCESS_KEY_ID...        credentials and region (the standard chain)
@@ -274,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if arguments[:1] == ["cache"]:
             return cache(arguments[1:])
+        if arguments[:1] == ["rotate"]:
+            from token_client.rotate import run
+
+            return run(arguments[1:])
         return get(arguments)
     except BotoCoreError as exc:  # a setup problem botocore found before any request
         return _fail(local_problem(exc))

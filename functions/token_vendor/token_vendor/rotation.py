@@ -1,0 +1,193 @@
+"""Key rotation inside AWS (issue 26; CONTRACT section 9): the private key is born here and never leaves.
+
+``rotation_handler`` is the opt-in ``KeyRotationFunction``: it holds ``secretsmanager:PutSecretValue`` and
+``UpdateSecretVersionStage`` on the one secret (the vendor's role gets nothing new). ``aic-token rotate``
+drives it, step by step, each step idempotent:
+
+- ``create``: a new RSA key pair as the secret's ``AWSPENDING`` version, in the current version's format
+  (``serviceAccountId`` + ``jwk`` with a ``kid``); answers only the public JWK. An existing pending
+  version is answered again, never replaced.
+- ``test``: one exchange at AIC with the pending key and the account's scopes.
+- ``finish``: ``AWSPENDING`` becomes ``AWSCURRENT``; Secrets Manager keeps the old one as ``AWSPREVIOUS``.
+  The vendor picks the new version up within 5 minutes (CONTRACT section 3), at once after a refusal.
+- ``status``: the current, pending and previous versions with their key ids.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+import uuid
+from typing import Any
+
+import botocore.session
+from botocore.exceptions import BotoCoreError, ClientError
+
+from token_vendor.assertion import sign_assertion
+from token_vendor.deadline import Deadline
+from token_vendor.errors import ConfigurationError, InvalidRequest, TokenVendorError, UpstreamUnavailable
+from token_vendor.key_source import ServiceAccountKey, parse_secret
+from token_vendor.scopes import normalise_scopes
+from token_vendor.settings import load_settings
+from token_vendor.token_endpoint import TokenEndpoint
+
+ACTIONS = ("status", "create", "test", "finish")
+
+
+def _b64(number: int) -> str:
+    raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def thumbprint(public: dict[str, str]) -> str:
+    """RFC 7638 JWK thumbprint (SHA-256), the key id AIC and jose tools compute the same way."""
+    canonical = json.dumps({k: public[k] for k in ("e", "kty", "n")}, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+
+
+def new_key_pair() -> tuple[dict[str, str], dict[str, str]]:
+    """A 2048-bit RSA key as (private JWK, public JWK), both with the thumbprint as ``kid``."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    numbers = key.private_numbers()
+    public = {"kty": "RSA", "n": _b64(numbers.public_numbers.n), "e": _b64(numbers.public_numbers.e)}
+    kid = thumbprint(public)
+    public.update(kid=kid, alg="RS256", use="sig")
+    private = {
+        **public,
+        "d": _b64(numbers.d),
+        "p": _b64(numbers.p),
+        "q": _b64(numbers.q),
+        "dp": _b64(numbers.dmp1),
+        "dq": _b64(numbers.dmq1),
+        "qi": _b64(numbers.iqmp),
+    }
+    return private, public
+
+
+def public_of(key: ServiceAccountKey) -> dict[str, str]:
+    numbers = key.private_key.public_key().public_numbers()
+    public = {"kty": "RSA", "n": _b64(numbers.n), "e": _b64(numbers.e)}
+    public.update(kid=key.kid or thumbprint(public), alg="RS256", use="sig")
+    return public
+
+
+class Rotation:
+    """The steps, over one secret (a Secrets Manager client injected)."""
+
+    def __init__(self, secret_id: str, client: Any, *, env_account_id: str | None = None) -> None:
+        self._secret = secret_id
+        self._client = client
+        self._env_account_id = env_account_id
+
+    def _stages(self) -> dict[str, str]:
+        """Stage -> version id."""
+        try:
+            described = self._client.describe_secret(SecretId=self._secret)
+        except (ClientError, BotoCoreError) as exc:
+            raise ConfigurationError(
+                f"secret {self._secret} cannot be described ({type(exc).__name__})"
+            ) from exc
+        stages: dict[str, str] = {}
+        for version, labels in (described.get("VersionIdsToStages") or {}).items():
+            for label in labels:
+                stages[label] = version
+        return stages
+
+    def _key(self, stage: str) -> ServiceAccountKey:
+        response = self._client.get_secret_value(SecretId=self._secret, VersionStage=stage)
+        return parse_secret(response["SecretString"], response["VersionId"], self._env_account_id)
+
+    def status(self) -> dict[str, Any]:
+        stages = self._stages()
+        out: dict[str, Any] = {}
+        for stage in ("AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"):
+            if stage in stages and not (stage == "AWSPENDING" and stages[stage] == stages.get("AWSCURRENT")):
+                key = self._key(stage)
+                out[stage] = {
+                    "versionId": key.version_id,
+                    "kid": public_of(key)["kid"],
+                    "account": key.account_id,
+                }
+        return out
+
+    def create(self) -> dict[str, Any]:
+        stages = self._stages()
+        pending = stages.get("AWSPENDING")
+        if pending is not None and pending != stages.get("AWSCURRENT"):
+            key = self._key("AWSPENDING")  # resumed: the same pending key, never a second one
+            return {"created": False, "versionId": key.version_id, "publicJwk": public_of(key)}
+        current = self._key("AWSCURRENT")
+        private, public = new_key_pair()
+        secret = json.dumps({"serviceAccountId": current.account_id, "jwk": private})
+        response = self._client.put_secret_value(
+            SecretId=self._secret,
+            ClientRequestToken=str(uuid.uuid4()),
+            SecretString=secret,
+            VersionStages=["AWSPENDING"],
+        )
+        return {"created": True, "versionId": response["VersionId"], "publicJwk": public}
+
+    def test(self, endpoint: TokenEndpoint, audience: str, scopes: tuple[str, ...]) -> dict[str, Any]:
+        stages = self._stages()
+        if "AWSPENDING" not in stages or stages["AWSPENDING"] == stages.get("AWSCURRENT"):
+            raise InvalidRequest("there is no pending key to test: run the create step first")
+        key = self._key("AWSPENDING")
+
+        def sign() -> Any:
+            return sign_assertion(
+                key.private_key,
+                key.account_id,
+                audience,
+                now=time.time(),
+                new_jti=lambda: str(uuid.uuid4()),
+                kid=key.kid,
+            )
+
+        issued = endpoint.exchange(sign, scopes, Deadline.after(10.0, time.monotonic), attempts=2)
+        return {"accepted": True, "versionId": key.version_id, "expiresIn": issued.expires_in}
+
+    def finish(self) -> dict[str, Any]:
+        stages = self._stages()
+        pending, current = stages.get("AWSPENDING"), stages.get("AWSCURRENT")
+        if pending is None or pending == current:
+            return {"promoted": False, "current": current}  # already done (or nothing to do)
+        self._client.update_secret_version_stage(
+            SecretId=self._secret,
+            VersionStage="AWSCURRENT",
+            MoveToVersionId=pending,
+            RemoveFromVersionId=current,
+        )
+        self._client.update_secret_version_stage(
+            SecretId=self._secret, VersionStage="AWSPENDING", RemoveFromVersionId=pending
+        )
+        return {"promoted": True, "current": pending, "previous": current}
+
+
+def rotation_handler(event: Any, context: Any) -> dict[str, Any]:
+    """``{"action": "status" | "create" | "test" | "finish"}``; answers public material only."""
+    if not isinstance(event, dict) or event.get("action") not in ACTIONS or set(event) - {"action", "scopes"}:
+        raise InvalidRequest(f'the rotation function takes {{"action": one of {list(ACTIONS)}}}')
+    settings = load_settings(os.environ)
+    client = botocore.session.get_session().create_client("secretsmanager")
+    rotation = Rotation(settings.secret_id, client, env_account_id=settings.service_account_id)
+    action = event["action"]
+    try:
+        if action == "status":
+            return rotation.status()
+        if action == "create":
+            return rotation.create()
+        if action == "finish":
+            return rotation.finish()
+        scopes = normalise_scopes(
+            event.get("scopes") or " ".join(sorted(settings.allowed_scopes or ["fr:idm:*"]))
+        )
+        return rotation.test(TokenEndpoint(settings.token_endpoint_url), settings.assertion_audience, scopes)
+    except TokenVendorError:
+        raise
+    except (ClientError, BotoCoreError) as exc:
+        raise UpstreamUnavailable(f"Secrets Manager failed during {action} ({type(exc).__name__})") from exc
