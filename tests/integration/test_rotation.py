@@ -196,3 +196,21 @@ def test_rotate_help_says_what_the_admin_token_needs() -> None:
     assert result.returncode == 0
     assert "AIC_ADMIN_TOKEN" in result.stdout
     assert "--finish" in result.stdout
+
+
+def test_the_key_version_that_signs_is_in_the_audit_line_and_in_cache_status(
+    function_env: Any, invoke: Any, fresh_stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from token_client.cache_tool import CacheTool
+
+    version = fresh_stack.client("secretsmanager").get_secret_value(
+        SecretId=fresh_stack.secret_id, VersionStage="AWSCURRENT"
+    )["VersionId"]
+    capsys.readouterr()
+
+    invoke({"scope": "fr:idm:*"})
+
+    audit = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"audit"' in line][-1]
+    assert audit["key_version"] == version
+    status = CacheTool(fresh_stack.table_name, fresh_stack.client("dynamodb")).status()
+    assert [s.key_version for s in status] == [version]

@@ -17,6 +17,7 @@ class CachedToken:
     expires_at: float  # epoch seconds
     scope: str
     lifetime: float = 0.0  # expires_in as AIC issued it; 0 when unknown
+    key_version: str = ""  # the secret version whose key minted it (audit line, cache status); "" unknown
 
     def seconds_left(self, now: float) -> float:
         return self.expires_at - now

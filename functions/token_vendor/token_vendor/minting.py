@@ -55,7 +55,7 @@ class Minting(VendorState):
     ) -> tuple[CachedToken, str]:
         started = time.perf_counter()
         try:
-            key = self._keys.current()
+            key = signer = self._keys.current()
             issued, issued_at = self._exchange(key, request, deadline, attempts, renew)
         except UpstreamRejected as exc:
             if exc.upstream_code not in ROTATION_CODES:
@@ -69,6 +69,7 @@ class Minting(VendorState):
             logger.info("retrying with the rotated key", extra={"secret_version": fresh_key.version_id})
             try:
                 issued, issued_at = self._exchange(fresh_key, request, deadline, attempts, renew)
+                signer = fresh_key
             except UpstreamRejected as again:
                 self._count_upstream_error(again.upstream_code)
                 if again.upstream_code in ROTATION_CODES:
@@ -87,6 +88,7 @@ class Minting(VendorState):
             issued_at + issued.expires_in,
             " ".join(request.scopes),
             float(issued.expires_in),
+            signer.version_id,  # reported in the audit line and by `aic-token cache status` (issue 26)
         )
         return token, issued.jti
 

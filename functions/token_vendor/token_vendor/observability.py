@@ -131,6 +131,7 @@ def note_vend(request: VendRequest, vended: Vended) -> None:
             "tier": vended.tier,
             "jti": vended.jti,
             "token_fingerprint": fingerprint(vended.token.access_token),
+            "key_version": vended.token.key_version or None,  # the secret version whose key minted it
             "expires_at": int(vended.token.expires_at),
         }
         if vended.retired is not None:

@@ -13,6 +13,7 @@ import base64
 import binascii
 import logging
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -139,6 +140,9 @@ def _string(item: dict[str, Any], name: str, default: str = "") -> str:
     return value
 
 
+_VERSION = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+
 def token_aad(key: str, expires_at: float, scope: str, lifetime: float) -> bytes:
     """What AES-GCM authenticates with the token: the item's key, its expiry, its scope and its lifetime.
     A table writer who moves a token, extends its expiry or shortens its lifetime gets a ciphertext that
@@ -235,7 +239,11 @@ class ItemCodec:
             return None
         if not expires_at - now - MAX_CLOCK_SKEW <= lifetime <= MAX_TOKEN_LIFETIME:
             lifetime = 0.0  # unknown: a token never has more left than it lived (unencrypted items)
-        return CachedToken(access_token, expires_at, scope, lifetime)
+        version = _string(item, "key_version")
+        # Only for the audit line and the operator's tool; a value this vendor never writes is dropped.
+        return CachedToken(
+            access_token, expires_at, scope, lifetime, version if _VERSION.fullmatch(version) else ""
+        )
 
     def seal_token(self, key: str, token: CachedToken) -> dict[str, Any]:
         if self._envelope is None:

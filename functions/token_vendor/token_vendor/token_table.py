@@ -305,6 +305,8 @@ class TokenTable:
             "fingerprint": {"S": fingerprint(token.access_token)},
             "lifetime": {"N": repr(float(token.lifetime))},
         }
+        if token.key_version:
+            item["key_version"] = {"S": token.key_version}  # in clear: the operator sees which key signs
         if last_vended is not None:
             item["last_vended"] = {"N": repr(last_vended)}
         if retired is not None:

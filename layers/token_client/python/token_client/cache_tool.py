@@ -31,6 +31,7 @@ class CachedSet:
     rejection_seconds_left: int | None
     last_retired: str | None  # fingerprint of the last retired token
     last_retired_seconds_ago: int | None
+    key_version: str | None = None  # the secret version whose key minted the stored token
 
 
 def _number(item: dict[str, Any], name: str) -> float | None:
@@ -69,6 +70,7 @@ def describe(item: dict[str, Any], now: float) -> CachedSet:
         rejection_seconds_left=int(neg_until - now) if live_rejection and neg_until is not None else None,
         last_retired=_string(item, "retired_fp"),
         last_retired_seconds_ago=int(now - retired_at) if retired_at is not None else None,
+        key_version=_string(item, "key_version") if live_token else None,
     )
 
 
@@ -99,7 +101,7 @@ class CacheTool:
                 page = self._client.scan(
                     TableName=self._table,
                     ProjectionExpression="pk, expires_at, fingerprint, lease_until, neg_until, neg_code, "
-                    "retired_fp, retired_at",
+                    "retired_fp, retired_at, key_version",
                     ConsistentRead=True,
                     **({"ExclusiveStartKey": start} if start else {}),
                 )
@@ -123,14 +125,17 @@ class CacheTool:
         if not sets:
             return f"{self._table}: no cached scope sets"
         lines = [
-            f"{'scope set':<40} {'left':>6} {'fingerprint':<12} {'lease':<5} {'rejection':<20} last retired"
+            f"{'scope set':<40} {'left':>6} {'fingerprint':<12} {'key':<8} {'lease':<5} {'rejection':<20} "
+            "last retired"
         ]
         for s in sets:
             rejection = f"{s.rejection} ({s.rejection_seconds_left}s)" if s.rejection else "-"
             retired = f"{s.last_retired} ({s.last_retired_seconds_ago}s ago)" if s.last_retired else "-"
+            key = (s.key_version or "-")[:8]
+            lease = "held" if s.lease_held else "-"
             lines.append(
                 f"{s.scopes[:40]:<40} {s.seconds_left if s.seconds_left is not None else '-':>6} "
-                f"{s.fingerprint or '-':<12} {'held' if s.lease_held else '-':<5} {rejection:<20} {retired}"
+                f"{s.fingerprint or '-':<12} {key:<8} {lease:<5} {rejection:<20} {retired}"
             )
         return "\n".join(lines)
 
