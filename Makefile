@@ -50,7 +50,7 @@ test: $(VENV)/.installed $(LINT_VENV)/.installed $(SAM_VENV)/.installed $(CLIENT
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-## lint: ruff, mypy --strict, cfn-lint (informational checks too) and checkov on the source and transformed template
+## lint: ruff, mypy --strict, cfn-lint (informational checks too), checkov, and `sam validate --lint` (as samconfig.toml asks) on the source and transformed template
 # The transformed template is linted too, once per deployment variant (tools/transform_template.py):
 # what SAM generates (stages, roles, permissions) is what gets deployed. I3042 (hard-coded partition) is
 # ignored there only: SAM itself writes arn:aws:... into the permissions and policies it generates.
@@ -63,6 +63,7 @@ lint: $(VENV)/.installed $(LINT_VENV)/.installed $(SAM_VENV)/.installed
 	$(VENV)/bin/mypy
 	$(LINT_VENV)/bin/cfn-lint --include-checks I --ignore-checks $(CFN_LINT_IGNORE) -- template.yaml
 	BC_SKIP_MAPPING=TRUE $(LINT_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
+	AWS_DEFAULT_REGION=eu-west-2 SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --template template.yaml
 	rm -rf .aws-sam/lint && $(SAM_VENV)/bin/python tools/transform_template.py .aws-sam/lint
 	$(LINT_VENV)/bin/cfn-lint --include-checks I --ignore-checks I3042 $(CFN_LINT_IGNORE) -- .aws-sam/lint/*.json
 	BC_SKIP_MAPPING=TRUE $(LINT_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -d .aws-sam/lint

@@ -361,3 +361,22 @@ def test_a_refusal_message_is_never_read_from_the_table_even_for_short_tokens(
     make_vendor(sleeps=[]).vend(direct("fr:idm:*"), budget())
     with pytest.raises(InvalidRequest, match="live 300 s"):
         make_vendor(sleeps=[]).vend(direct("fr:idm:*", 600), budget())
+
+
+# -- 10. a wrong secret id is an ERROR in the log; a broken secret counts as a mint failure (issue 23) --
+def test_a_wrong_secret_id_logs_one_error_line_naming_it(
+    make_vendor: Any, fresh_stack: LocalStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    from token_vendor.errors import ConfigurationError
+
+    metrics = Recorder()
+    vendor = make_vendor(sleeps=[], metrics=metrics, SERVICE_ACCOUNT_SECRET_ID="token-vendor/no-such-secret")
+
+    with pytest.raises(ConfigurationError, match="no-such-secret"):
+        vendor.vend(direct("fr:idm:*"), budget())
+
+    errors = [
+        r for r in caplog.records if r.levelname == "ERROR" and "secret cannot be read" in r.getMessage()
+    ]
+    assert len(errors) == 1
+    assert metrics.counts["MintFailures"] == 1  # the MintFailures alarm fires for a broken secret too
