@@ -237,3 +237,28 @@ def test_the_handler_answers_counts_never_a_token(
     assert "access_token" not in result
     with pytest.raises(InvalidRequest, match=r'exactly \{"refresh": "due"\}'):
         invoke({"refresh": "now"})
+
+
+def test_a_container_that_reads_a_recent_use_from_the_item_writes_none(
+    make_vendor: Any, fresh_stack: LocalStack
+) -> None:
+    """The fleet, not each container, records a use at most every five minutes (and a cold start's first
+    vend, a table hit, costs no write)."""
+    wall = FakeWall()
+    make_vendor(wall=wall, sleeps=[]).vend(direct("fr:idm:*"), budget())  # the mint records the use
+    writes: list[str] = []
+    client = fresh_stack.client("dynamodb")
+
+    class Recording:
+        def update_item(self, **kwargs: Any) -> Any:
+            writes.append(kwargs["UpdateExpression"])
+            return client.update_item(**kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(client, name)
+
+    others = [make_vendor(wall=wall, sleeps=[], dynamodb=Recording()) for _ in range(5)]
+    for vendor in others:
+        assert vendor.vend(direct("fr:idm:*"), budget()).tier == "table"
+
+    assert writes == []

@@ -203,7 +203,11 @@ class VendorState:
     def _table_hit(self, key: str, entry: TableEntry, at_least: float) -> Vended | None:
         if entry.token is None or entry.token.seconds_left(self._clocks.wall()) < at_least:
             return None
-        self._memory.put(key, entry.token, self._clocks.wall())
+        now = self._clocks.wall()
+        self._memory.put(key, entry.token, now)
+        if entry.last_vended is not None and entry.last_vended > self._recorded.get(key, 0.0):
+            # Another container recorded a use lately: this one need not write until that is 5 minutes old.
+            self._recorded[key] = min(entry.last_vended, now)
         self._count("TableHits")
         return Vended(entry.token, "table")
 
