@@ -168,13 +168,28 @@ class Rotation:
         return {"promoted": True, "current": pending, "previous": current}
 
 
+_clients: dict[str, Any] = {}  # one per execution environment, created on first use
+
+
+def _secrets_manager() -> Any:
+    if "secretsmanager" not in _clients:
+        _clients["secretsmanager"] = botocore.session.get_session().create_client("secretsmanager")
+    return _clients["secretsmanager"]
+
+
+def _endpoint(url: str) -> TokenEndpoint:
+    if url not in _clients:
+        _clients[url] = TokenEndpoint(url)
+    endpoint: TokenEndpoint = _clients[url]
+    return endpoint
+
+
 def rotation_handler(event: Any, context: Any) -> dict[str, Any]:
     """``{"action": "status" | "create" | "test" | "finish"}``; answers public material only."""
     if not isinstance(event, dict) or event.get("action") not in ACTIONS or set(event) - {"action", "scopes"}:
         raise InvalidRequest(f'the rotation function takes {{"action": one of {list(ACTIONS)}}}')
     settings = load_settings(os.environ)
-    client = botocore.session.get_session().create_client("secretsmanager")
-    rotation = Rotation(settings.secret_id, client, env_account_id=settings.service_account_id)
+    rotation = Rotation(settings.secret_id, _secrets_manager(), env_account_id=settings.service_account_id)
     action = event["action"]
     try:
         if action == "status":
@@ -186,7 +201,7 @@ def rotation_handler(event: Any, context: Any) -> dict[str, Any]:
         scopes = normalise_scopes(
             event.get("scopes") or " ".join(sorted(settings.allowed_scopes or ["fr:idm:*"]))
         )
-        return rotation.test(TokenEndpoint(settings.token_endpoint_url), settings.assertion_audience, scopes)
+        return rotation.test(_endpoint(settings.token_endpoint_url), settings.assertion_audience, scopes)
     except TokenVendorError:
         raise
     except (ClientError, BotoCoreError) as exc:
