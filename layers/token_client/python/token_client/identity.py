@@ -39,7 +39,8 @@ def audience_for(function: str) -> str:
 def _host(url: str) -> str:
     parts = urlsplit(url)
     default = 443 if parts.scheme == "https" else 80
-    return parts.hostname or "" if parts.port in (None, default) else f"{parts.hostname}:{parts.port}"
+    host = parts.hostname or ""
+    return host if parts.port in (None, default) else f"{host}:{parts.port}"
 
 
 class IdentityProver:
