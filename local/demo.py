@@ -361,15 +361,17 @@ def client_instructions(
         f"  function URL front {url.token_url}  (service lambda)",
         f"  Lambda Invoke API  {invoke_api.endpoint}  (function token-vendor)",
         f"  AWS (moto)         {stack.aws.endpoint}",
+        f"  STS (loopback)     {stack.sts.endpoint}  (checks identity proofs)",
         f"  cache table        {stack.table_name}",
         f"  role 'reporting'   {role} AWS_SESSION_TOKEN={reporting.session_token}",
         f"  developer          {developer}",
         "as the 'reporting' role (CALLER_POLICY gives it fr:idm:*), over HTTP:",
         f"  .venv/bin/aic-token --scope 'fr:idm:*' --url {rest.token_url} --header",
         f"  .venv/bin/aic-token --scope 'fr:idm:*' --url {url.token_url} --service lambda --header",
-        "as the developer (its line exported), directly (DIRECT_INVOKE_SCOPES), and the shared cache:",
-        f"  AWS_ENDPOINT_URL_LAMBDA={invoke_api.endpoint} .venv/bin/aic-token --scope 'fr:idm:*' "
-        "--function token-vendor",
+        "as the developer (its line exported), directly with an identity proof (CALLER_POLICY), without one"
+        " (DIRECT_INVOKE_SCOPES), and the shared cache:",
+        f"  AWS_ENDPOINT_URL_LAMBDA={invoke_api.endpoint} AWS_ENDPOINT_URL_STS={stack.sts.endpoint} "
+        ".venv/bin/aic-token --scope 'fr:idm:*' --function token-vendor",
         '  echo \'{"scope": "fr:idm:*"}\' > request.json && '
         + shlex.join(aws_cli_invoke(invoke_api.endpoint, "request.json", "out.json")),
         f"  AWS_ENDPOINT_URL={stack.aws.endpoint} .venv/bin/aic-token cache status "

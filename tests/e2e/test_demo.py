@@ -56,6 +56,7 @@ def test_the_demo_vends_three_ways_with_one_exchange_and_prints_no_token() -> No
     assert "cache table        token-vendor-cache" in out
     assert "AWS_ACCESS_KEY_ID=ASIALOCALREPORTING01" in out
     assert "--payload fileb://request.json out.json" in out
+    assert "AWS_ENDPOINT_URL_STS=http://127.0.0.1:" in out  # the client's proof must name the local STS
 
 
 def test_the_demo_can_be_pointed_at_a_tenant_on_purpose(
