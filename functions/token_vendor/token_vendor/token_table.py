@@ -28,10 +28,8 @@ from token_vendor.envelope import Envelope
 from token_vendor.table_item import (
     ANY_VERSION,
     MAX_BACKOFF_SECONDS,
-    MAX_CLOCK_SKEW,
     MAX_LEASE_SECONDS,
     MAX_REJECTION_SECONDS,
-    MAX_TOKEN_LIFETIME,
     REMEMBERED_CODES,
     CacheMisconfigured,
     CacheUnavailable,
@@ -42,10 +40,9 @@ from token_vendor.table_item import (
     TableEntry,
     _fail,
     _is_condition_failure,
-    _number,
-    _string,
     token_aad,
 )
+from token_vendor.table_use import UseRecords
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -87,7 +84,7 @@ def _lease_values(holder: str, seconds: float, now: float) -> dict[str, Any]:
     }
 
 
-class TokenTable:
+class TokenTable(UseRecords):
     def __init__(
         self,
         table_name: str,
@@ -202,65 +199,6 @@ class TokenTable:
         except BotoCoreError as exc:
             raise _fail("lease", exc) from exc
         return replace(self._codec.entry(key, response.get("Attributes")), granted=True)
-
-    def note_vended(self, key: str, now: float) -> None:
-        """Record a caller's use of the scope set (for the scheduled refresh); never creates an item."""
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": key}},
-                UpdateExpression="SET last_vended = :now",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":now": {"N": repr(now)}},
-            )
-        except ClientError as exc:
-            if not _is_condition_failure(exc):
-                raise _fail("use record", exc) from exc
-        except BotoCoreError as exc:
-            raise _fail("use record", exc) from exc
-
-    def recently_vended(self, since: float, limit: int = 1000) -> list[RecentScopeSet]:
-        """Items a caller used after ``since`` (bounded times only), for the scheduled refresh."""
-        now = self._clock()
-        found: list[RecentScopeSet] = []
-        start: dict[str, Any] | None = None
-        try:
-            while len(found) < limit:
-                request: dict[str, Any] = {
-                    "TableName": self._table,
-                    "ProjectionExpression": "pk, #scope, expires_at, lifetime, last_vended",
-                    "FilterExpression": "last_vended > :since AND last_vended <= :far",
-                    "ExpressionAttributeNames": {"#scope": "scope"},
-                    "ExpressionAttributeValues": {
-                        ":since": {"N": repr(since)},
-                        ":far": {"N": repr(now + MAX_CLOCK_SKEW)},
-                    },
-                }
-                if start:
-                    request["ExclusiveStartKey"] = start
-                page = self._client.scan(**request)
-                for item in page.get("Items", []):
-                    try:
-                        expires_at = _number(item, "expires_at")
-                        lifetime = _number(item, "lifetime") or 0.0
-                        found.append(
-                            RecentScopeSet(
-                                _string(item, "pk"),
-                                _string(item, "scope"),
-                                expires_at,
-                                lifetime if 0 < lifetime <= MAX_TOKEN_LIFETIME else 0.0,
-                            )
-                        )
-                    except (KeyError, TypeError, ValueError):
-                        continue  # malformed: not ours to refresh
-                start = page.get("LastEvaluatedKey")
-                if not start:
-                    break
-        except ClientError as exc:
-            raise _fail("scan", exc) from exc
-        except BotoCoreError as exc:
-            raise _fail("scan", exc) from exc
-        return found[:limit]
 
     def renew(self, key: str, holder: str, seconds: float) -> bool:
         """Extend our lease (fenced: only while we still hold it). False if it was taken over."""
