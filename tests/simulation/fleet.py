@@ -498,4 +498,10 @@ def check(
 
 
 def history_digest(history: History) -> str:
-    return hashlib.sha256("\n".join(history.log).encode()).hexdigest()[:16]
+    """The scheduler's log and what every caller got (issue 24): a replay matches outcome for outcome."""
+    outcomes = [
+        f"{o.caller} {o.env} {o.started:.6f} {o.ended:.6f} {o.error} "
+        f"{fingerprint(o.token.access_token) if o.token else None} {o.rate_limited}"
+        for o in history.outcomes
+    ]
+    return hashlib.sha256("\n".join([*history.log, *outcomes]).encode()).hexdigest()[:16]
