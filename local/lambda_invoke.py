@@ -28,6 +28,7 @@ from local.api_front import BAD_TOKEN, MISSING, Identity, Refused, verify_sigv4
 from local.aws import LOCAL_AWS_ENV
 from local.lambda_context import LocalContext
 from local.quiet_server import QuietThreadingHTTPServer
+from token_client.identity import function_name_of  # the name Lambda resolves, as clients do
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -44,16 +45,6 @@ LOCAL_DEVELOPER = Identity(
     f"arn:aws:sts::{ACCOUNT}:assumed-role/local-developer/local",
 )
 _ERROR_TYPES = {MISSING: "MissingAuthenticationTokenException", BAD_TOKEN: "UnrecognizedClientException"}
-
-
-def function_name_of(reference: str) -> str:
-    """A name, a partial ARN or a full ARN (optionally with a qualifier) -> the function's name."""
-    parts = reference.split(":")
-    if reference.startswith("arn:") and len(parts) >= 7:
-        return parts[6]
-    if len(parts) >= 3 and parts[1] == "function":  # ACCOUNT:function:NAME
-        return parts[2]
-    return parts[0]
 
 
 def error_envelope(exc: BaseException) -> dict[str, Any]:

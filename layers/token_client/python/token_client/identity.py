@@ -23,17 +23,19 @@ BODY = "Action=GetCallerIdentity&Version=2011-06-15"
 REUSE_SECONDS = 240.0
 
 
-def audience_for(function: str) -> str:
-    """``IDENTITY_AUDIENCE`` when set (on both sides), else the function's name from a name or an ARN."""
-    configured = os.environ.get("IDENTITY_AUDIENCE", "").strip()
-    if configured:
-        return configured
-    parts = function.split(":")
-    if function.startswith("arn:") and len(parts) >= 7:
+def function_name_of(reference: str) -> str:
+    """A name, a partial ARN or a full ARN (optionally with a qualifier) -> the function's name."""
+    parts = reference.split(":")
+    if reference.startswith("arn:") and len(parts) >= 7:
         return parts[6]
     if len(parts) >= 3 and parts[1] == "function":  # ACCOUNT:function:NAME
         return parts[2]
     return parts[0]
+
+
+def audience_for(function: str) -> str:
+    """``IDENTITY_AUDIENCE`` when set (on both sides), else the function's name from a name or an ARN."""
+    return os.environ.get("IDENTITY_AUDIENCE", "").strip() or function_name_of(function)
 
 
 def _host(url: str) -> str:
