@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from tests.simulation.expressions import Condition, Item, apply_update
 
@@ -35,6 +35,8 @@ class Actor:
     wake: float = 0.0
     done: bool = False
     stalled: float = 0.0  # seconds of injected stalls (a frozen process misses any deadline)
+    go: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))  # its turn to run
+    request: Any = None  # what the actor is doing now (its Outcome), for the referee
 
 
 class Scheduler:
@@ -47,8 +49,9 @@ class Scheduler:
         self.max_steps = max_steps
         self.actors: list[Actor] = []
         self.dead_envs: set[int] = set()
-        self._cond = threading.Condition()
-        self._running: Actor | None = None
+        # One baton: the scheduler hands it to one actor's semaphore and waits on its own for it back, so
+        # a step wakes exactly one thread.
+        self._back = threading.Semaphore(0)
         self._local = threading.local()
         self.log: list[str] = []
         self.stall: Callable[[Actor], float] = lambda actor: 0.0  # extra sleep injected at a step
@@ -87,26 +90,21 @@ class Scheduler:
             raise Crash
 
     def _yield(self, actor: Actor) -> None:
-        with self._cond:
-            self._running = None
-            self._cond.notify_all()
-            self._cond.wait_for(lambda: self._running is actor)
+        self._back.release()
+        actor.go.acquire()
 
     # -- the loop -----------------------------------------------------------------------------------
     def spawn(self, actor: Actor) -> None:
         def body() -> None:
             self._local.actor = actor
-            with self._cond:
-                self._cond.wait_for(lambda: self._running is actor)
+            actor.go.acquire()
             try:
                 actor.run()
             except Crash:
                 pass
             finally:
-                with self._cond:
-                    actor.done = True
-                    self._running = None
-                    self._cond.notify_all()
+                actor.done = True
+                self._back.release()
 
         actor.thread = threading.Thread(target=body, name=actor.name, daemon=True)
         self.actors.append(actor)
@@ -125,20 +123,16 @@ class Scheduler:
             if self.steps > self.max_steps:
                 raise Hang(f"more than {self.max_steps} steps")
             chosen = ready[self.choose(len(ready))] if len(ready) > 1 else ready[0]
-            with self._cond:
-                self._running = chosen
-                self._cond.notify_all()
-                self._cond.wait_for(lambda: self._running is None)
+            chosen.go.release()
+            self._back.acquire()
 
     def abandon(self) -> None:
         """After a failure: release every waiting thread so the process can go on (they crash)."""
         self.dead_envs.update(a.env for a in self.actors)
         for actor in self.actors:
             if not actor.done:
-                with self._cond:
-                    self._running = actor
-                    self._cond.notify_all()
-                    self._cond.wait_for(lambda actor=actor: actor.done, timeout=1.0)
+                actor.go.release()
+                self._back.acquire(timeout=1.0)
 
 
 class CoopLock:
@@ -188,8 +182,60 @@ def client_error(code: str, operation: str, item: Item | None = None) -> ClientE
     return ClientError(response, operation)  # type: ignore[arg-type]
 
 
-class SimDynamoDB:
-    """Linearizable conditional reads and writes over the vendor's wire format, with lazy TTL and faults."""
+class _Events:
+    """Enough of botocore's event system for ``aws_budget.BoundedClient`` to set each call's read timeout."""
+
+    def __init__(self) -> None:
+        self.handlers: list[Callable[..., None]] = []
+
+    def register(self, name: str, handler: Callable[..., None]) -> None:
+        self.handlers.append(handler)
+
+
+class _Meta:
+    def __init__(self) -> None:
+        self.events = _Events()
+
+
+class _Request:
+    def __init__(self) -> None:
+        self.context: dict[str, Any] = {}
+
+
+class Latency:
+    """Each call takes 0.1-2 s in a brownout; a call slower than the read timeout the vendor set through
+    ``BoundedClient`` is cut there, and may or may not have been applied (as with a real timeout)."""
+
+    def __init__(self, scheduler: Scheduler, rng: random.Random, span: tuple[float, float] | None) -> None:
+        self.meta = _Meta()
+        self._scheduler = scheduler
+        self._rng = rng
+        self._span = span
+
+    def wait(self, operation: str) -> bool:
+        """Sleep the call's latency; True when it was cut by the read timeout (the caller raises after
+        deciding whether the call was applied)."""
+        if self._span is None:
+            return False
+        request = _Request()
+        for handler in self.meta.events.handlers:
+            handler(request=request)
+        timeout = float(request.context.get("read_timeout", 2.0))
+        latency = self._rng.uniform(*self._span)
+        self._scheduler.sleep(min(latency, timeout))
+        return latency > timeout
+
+    def applied_anyway(self) -> bool:
+        return self._rng.random() < 0.5
+
+
+def read_timeout(operation: str) -> ReadTimeoutError:
+    return ReadTimeoutError(endpoint_url=f"https://sim/{operation}")
+
+
+class SimDynamoDB(Latency):
+    """Linearizable conditional reads and writes over the vendor's wire format, with lazy TTL, faults
+    and latency; every applied write is shown to the referee."""
 
     def __init__(
         self,
@@ -198,14 +244,16 @@ class SimDynamoDB:
         rng: random.Random,
         *,
         fault_rate: float = 0.0,
-        weaken: str | None = None,
+        latency: tuple[float, float] | None = None,
+        referee: Any = None,
     ) -> None:
+        super().__init__(scheduler, random.Random(rng.random()), latency)
         self.items: dict[str, Item] = {}
         self._scheduler = scheduler
         self._observed = observed
         self._rng = rng
         self._fault_rate = fault_rate
-        self._weaken = weaken  # "fence": stores ignore their condition; "lease": leases ignore theirs
+        self.referee = referee
 
     def _maybe_fail(self, operation: str) -> None:
         if self._fault_rate and self._rng.random() < self._fault_rate:
@@ -223,6 +271,8 @@ class SimDynamoDB:
     def get_item(self, *, TableName: str, Key: dict[str, Any], ConsistentRead: bool = True) -> dict[str, Any]:
         self._scheduler.point("GetItem")
         self._maybe_fail("GetItem")
+        if self.wait("GetItem"):
+            raise read_timeout("GetItem")
         item = self._live(Key["pk"]["S"])
         return {"Item": {k: dict(v) for k, v in item.items()}} if item else {}
 
@@ -237,15 +287,13 @@ class SimDynamoDB:
     ) -> dict[str, Any]:
         self._scheduler.point("PutItem")
         self._maybe_fail("PutItem")
+        cut = self.wait("PutItem")
+        if cut and not self.applied_anyway():
+            raise read_timeout("PutItem")
         key = Item["pk"]["S"]
         current = self._live(key)
-        honest = Condition(ConditionExpression, ExpressionAttributeNames or {}, ExpressionAttributeValues)
-        passes = honest.evaluate(current)
-        if self._weaken == "fence":
-            if not passes:
-                self._observed.violations.append("invariant 3: a fenced-out lease holder wrote the token")
-            passes = True
-        if not passes:
+        condition = Condition(ConditionExpression, ExpressionAttributeNames or {}, ExpressionAttributeValues)
+        if not condition.evaluate(current):
             raise client_error("ConditionalCheckFailedException", "PutItem")
         retiring = current is not None and Item.get("retired_fp") == current.get("fingerprint")
         compared = current is not None and "expires_at" in current and "expires_at" in Item and not retiring
@@ -253,6 +301,10 @@ class SimDynamoDB:
             self._observed.violations.append("invariant 3: the table went backwards (an earlier expiry)")
         self.items[key] = {k: dict(v) for k, v in Item.items()}
         self._observed.writes += 1
+        if self.referee is not None:
+            self.referee.stored(key, current, self.items[key])
+        if cut:
+            raise read_timeout("PutItem")
         return {}
 
     def update_item(
@@ -269,25 +321,21 @@ class SimDynamoDB:
     ) -> dict[str, Any]:
         self._scheduler.point("UpdateItem")
         self._maybe_fail("UpdateItem")
+        cut = self.wait("UpdateItem")
+        if cut and not self.applied_anyway():
+            raise read_timeout("UpdateItem")
         key = Key["pk"]["S"]
         current = self._live(key)
         names = ExpressionAttributeNames or {}
-        passes = Condition(ConditionExpression, names, ExpressionAttributeValues).evaluate(current)
-        taking_lease = "lease_until = :u" in UpdateExpression and "lease_holder = :h" in UpdateExpression
-        if self._weaken == "lease" and taking_lease:
-            passes = True
-        if not passes:
+        if not Condition(ConditionExpression, names, ExpressionAttributeValues).evaluate(current):
             old = {k: dict(v) for k, v in current.items()} if current else None
+            if cut:
+                raise read_timeout("UpdateItem")
             raise client_error(
                 "ConditionalCheckFailedException",
                 "UpdateItem",
                 old if ReturnValuesOnConditionCheckFailure == "ALL_OLD" else None,
             )
-        if taking_lease and current and "lease_until" in current:
-            holder_then = current.get("lease_holder", {}).get("S")
-            granted_at = float(ExpressionAttributeValues.get(":now", {"N": "0"})["N"])
-            if holder_then and float(current["lease_until"]["N"]) < granted_at:  # taken over a lapsed lease
-                self._observed.lapses += 1
         if "neg_until = :nu" in UpdateExpression:
             scope = key.split("|", 2)[-1]
             if not self._observed.rejections.get(scope):
@@ -298,6 +346,10 @@ class SimDynamoDB:
         self.items[key] = apply_update(
             current or {"pk": {"S": key}}, UpdateExpression, names, ExpressionAttributeValues
         )
+        if self.referee is not None:
+            self.referee.updated(key, before, self.items[key])
+        if cut:
+            raise read_timeout("UpdateItem")
         return {"Attributes": before} if ReturnValues == "ALL_OLD" and before else {}
 
     def scan(
@@ -313,23 +365,32 @@ class SimDynamoDB:
         """One page with every live item the filter (the vendor's own expression) keeps."""
         self._scheduler.point("Scan")
         self._maybe_fail("Scan")
+        if self.wait("Scan"):
+            raise read_timeout("Scan")
         keep = Condition(FilterExpression, ExpressionAttributeNames or {}, ExpressionAttributeValues)
         items = [self._live(key) for key in sorted(self.items)]
         return {"Items": [{k: dict(v) for k, v in i.items()} for i in items if i and keep.evaluate(i)]}
 
 
-class SimKMS:
-    def __init__(self, scheduler: Scheduler, rng: random.Random) -> None:
+class SimKMS(Latency):
+    def __init__(
+        self, scheduler: Scheduler, rng: random.Random, latency: tuple[float, float] | None = None
+    ) -> None:
+        super().__init__(scheduler, random.Random(rng.random()), latency)
         self._scheduler = scheduler
         self._rng = rng
 
     def generate_data_key(self, **_: Any) -> dict[str, Any]:
         self._scheduler.point("KMS GenerateDataKey")
+        if self.wait("GenerateDataKey"):
+            raise read_timeout("GenerateDataKey")
         plaintext = bytes(self._rng.getrandbits(8) for _ in range(32))
         return {"Plaintext": plaintext, "CiphertextBlob": b"wrapped:" + plaintext}
 
     def decrypt(self, *, CiphertextBlob: bytes, **_: Any) -> dict[str, Any]:
         self._scheduler.point("KMS Decrypt")
+        if self.wait("Decrypt"):
+            raise read_timeout("Decrypt")
         if not CiphertextBlob.startswith(b"wrapped:"):
             raise client_error("InvalidCiphertextException", "Decrypt")
         return {"Plaintext": CiphertextBlob[len(b"wrapped:") :]}

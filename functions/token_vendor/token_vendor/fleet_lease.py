@@ -54,6 +54,8 @@ class FleetLease(Minting):
         while True:
             holder = secrets.token_hex(16)  # the fencing value for this lease
             lease = min(self._lease_seconds, max(pending.deadline.remaining(), 0.1))
+            # The lease runs from before the request leaves: a slow grant shortens the work, never the lease.
+            lease_ends = Deadline.after(lease - LEASE_MARGIN_SECONDS, pending.deadline.clock)
             refresh = pending.cached_serves(self._clocks.wall())
             fresh = (
                 None if pending.unreadable else self._fresh(pending.cached, pending.need) + pending.lookahead
@@ -71,12 +73,7 @@ class FleetLease(Minting):
                 continue
             failures = 0
             if current.granted:
-                try:  # AIC's last token lives and is shorter than this need: minting again gives the same
-                    self._refuse_if_short(current.token, pending.need)
-                except InvalidRequest:
-                    self._table.release(pending.key, holder)
-                    raise
-                return self._mint_as_holder(pending, holder, lease, refresh)
+                return self._as_lease_winner(pending, current, holder, lease_ends, refresh)
             served = self._serve_from_item(pending, current)
             if served is not None:
                 return served
@@ -102,6 +99,30 @@ class FleetLease(Minting):
             if served is not None:
                 return served
 
+    def _as_lease_winner(
+        self, pending: Pending, current: TableEntry, holder: str, lease_ends: Deadline, refresh: bool
+    ) -> Vended:
+        """The lease is ours: serve what the item already offers, refuse a need AIC cannot meet, or mint."""
+        stored = current.token
+        if stored is not None and not current.unreadable:
+            # The lease's condition judged the stored token by the refresh-ahead window; a token AIC
+            # issues for less than twice that is fresh for half its life (found by simulation, seed 290:
+            # a caller that had read nothing re-minted a 300 s token stored a moment ago).
+            fresh = self._fresh(stored, pending.need) + pending.lookahead
+            if stored.seconds_left(self._clocks.wall()) >= fresh:
+                self._table.release(pending.key, holder)
+                hit = self._table_hit(pending.key, current, fresh)
+                if hit is not None:
+                    return hit
+        try:  # AIC's last token lives and is shorter than this need: minting again gives the same
+            self._refuse_if_short(current.token, pending.need)
+        except InvalidRequest:
+            self._table.release(pending.key, holder)
+            raise
+        # The backoff doubles from the item as the lease found it, not from an earlier read.
+        pending.backoff = current.refresh_backoff
+        return self._mint_as_holder(pending, holder, lease_ends, refresh)
+
     def _serve_from_item(self, pending: Pending, entry: TableEntry) -> Vended | None:
         """What a caller that did not get the lease can be served from the item as it stands, if anything."""
         stored = self._table_hit(pending.key, entry, pending.need)
@@ -119,9 +140,11 @@ class FleetLease(Minting):
         pending.retired = entry.retired
         return None
 
-    def _mint_as_holder(self, pending: Pending, holder: str, lease: float, refresh: bool) -> Vended:
+    def _mint_as_holder(self, pending: Pending, holder: str, lease_ends: Deadline, refresh: bool) -> Vended:
         clock = pending.deadline.clock
-        work = pending.deadline.earliest(Deadline.after(lease - LEASE_MARGIN_SECONDS, clock))
+        # The exchange leaves time to store what it mints: a token minted and not stored costs the fleet
+        # another exchange once the lease lapses (found by simulation, seed 4125).
+        work = exchange_deadline(pending.deadline).earliest(lease_ends)
         attempts = None
         renew: Callable[[], Deadline | None] | None = None
         if refresh:  # the cached token still serves: one short attempt, then the fleet backs off
@@ -130,16 +153,17 @@ class FleetLease(Minting):
         else:
 
             def renew() -> Deadline | None:
-                """Before a retry: extend the lease (fenced), or stop if another container took it."""
+                """Before a retry: extend the lease (fenced), or stop if another container took it. The
+                renewed lease counts from before the request left (found by simulation in a brownout: a
+                renewal that took 1 s let the holder work a second past its lease)."""
+                renewed_ends = Deadline.after(self._lease_seconds - LEASE_MARGIN_SECONDS, clock)
                 try:
                     if not self._table.renew(pending.key, holder, self._lease_seconds):
                         return None
                 except CacheUnavailable as exc:
                     self._note_cache_trouble(exc)
                     return work  # cannot renew: keep to the lease we have
-                return pending.deadline.earliest(
-                    Deadline.after(self._lease_seconds - LEASE_MARGIN_SECONDS, clock)
-                )
+                return exchange_deadline(pending.deadline).earliest(renewed_ends)
 
         try:
             token, jti = self._mint(pending.request, work, attempts, renew)
@@ -188,3 +212,8 @@ class FleetLease(Minting):
         self._memory.put(pending.key, token, self._clocks.wall())
         self._refuse_if_short(token, pending.need)
         return Vended(token, "minted", jti)
+
+
+def exchange_deadline(deadline: Deadline) -> Deadline:
+    """The deadline of a lease holder's exchange: the vend's, less the time to store the token."""
+    return Deadline(deadline.at - MIN_WORK_SECONDS, deadline.clock)

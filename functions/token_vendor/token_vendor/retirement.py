@@ -19,10 +19,11 @@ from token_vendor.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from token_vendor.fleet_lease import FleetLease
+from token_vendor.fleet_lease import FleetLease, exchange_deadline
 from token_vendor.token_table import (
     CacheUnavailable,
     Retired,
+    TableEntry,
 )
 from token_vendor.vend_request import VendRequest
 from token_vendor.vendor_state import (
@@ -59,27 +60,24 @@ class Retirement(FleetLease):
         delay = POLL_FIRST
         refused = 0
         while True:
-            stored = entry.token
-            if stored is None or fingerprint(stored.access_token) != rejected:
-                # Already replaced (or never ours to retire): the current token, through the normal path.
-                return self._slow_path(key, replace(request, rejected=None), need, deadline)
-            now = self._clocks.wall()
-            if entry.retired is not None and now - entry.retired.at < interval:
-                if stored.seconds_left(now) < need:  # rate-limited, but it cannot serve: refresh it
-                    return self._slow_path(key, replace(request, rejected=None), need, deadline)
-                self._count("RetireRateLimited")
-                self._memory.put(key, stored, now)
-                return Vended(stored, "table", retire_rate_limited=True)
+            answer = self._answer_without_retiring(key, request, need, deadline, entry)
+            if answer is not None:
+                return answer
             holder = secrets.token_hex(16)
             lease = min(self._lease_seconds, max(deadline.remaining(), 0.1))
+            # The lease runs from before the request leaves (a slow grant shortens the work, not the lease).
+            lease_ends = Deadline.after(lease - LEASE_MARGIN_SECONDS, deadline.clock)
             try:
-                current = self._table.try_retire(key, holder, lease, rejected, interval)
+                current = self._table.try_retire(
+                    key, holder, lease, rejected, interval, key_version=self._key_version()
+                )
             except CacheUnavailable as exc:
                 self._note_cache_trouble(exc)
                 raise UpstreamUnavailable("the token cache is unavailable; report the token again") from exc
             if current.granted:
-                return self._replace_retired(key, request, need, deadline, holder, lease)
-            if current.lease_until is not None and current.lease_until > now:  # another reporter is on it
+                return self._replace_retired(key, request, need, deadline, holder, lease_ends)
+            reporter_on_it = current.lease_until is not None and current.lease_until > self._clocks.wall()
+            if reporter_on_it:  # another reporter holds the lease: wait for its replacement
                 self._count("LeaseWaits")
                 if delay >= deadline.remaining():
                     raise UpstreamUnavailable(
@@ -100,6 +98,29 @@ class Retirement(FleetLease):
                 if refused > 2:  # the item refuses the retirement for a reason no read explains (altered)
                     raise UpstreamUnavailable("the reported token could not be retired now; report it again")
                 entry = current
+
+    def _answer_without_retiring(
+        self, key: str, request: VendRequest, need: float, deadline: Deadline, entry: TableEntry
+    ) -> Vended | None:
+        """What a reporter is answered when the item says no retirement is due: the token already replaced,
+        the rate limit (the stored token, if it serves), or AIC's remembered rejection."""
+        stored = entry.token
+        if stored is None or fingerprint(stored.access_token) != request.rejected:
+            # Already replaced (or never ours to retire): the current token, through the normal path.
+            return self._slow_path(key, replace(request, rejected=None), need, deadline)
+        now = self._clocks.wall()
+        if entry.retired is not None and now - entry.retired.at < self.settings.min_refresh_interval_seconds:
+            if stored.seconds_left(now) < need:  # rate-limited, but it cannot serve: refresh it
+                return self._slow_path(key, replace(request, rejected=None), need, deadline)
+            self._count("RetireRateLimited")
+            self._memory.put(key, stored, now)
+            return Vended(stored, "table", retire_rate_limited=True)
+        rejection = entry.rejection if entry.rejection is not None else self._rejections.get(key)
+        if rejection is not None and self._holds(rejection):
+            # AIC refused this scope set moments ago: a replacement would be refused too (found by
+            # simulation, seed 13: each report of a refused scope set cost AIC another rejection).
+            return self._serve_despite(rejection, Pending(key, request, need, deadline, None, "table"))
+        return None
 
     def _retire_unshared(
         self,
@@ -134,17 +155,25 @@ class Retirement(FleetLease):
         return replace(vended, retired=rejected)
 
     def _replace_retired(
-        self, key: str, request: VendRequest, need: float, deadline: Deadline, holder: str, lease: float
+        self,
+        key: str,
+        request: VendRequest,
+        need: float,
+        deadline: Deadline,
+        holder: str,
+        lease_ends: Deadline,
     ) -> Vended:
         rejected = request.rejected or ""
         pending = Pending(key, request, need, deadline, None, "table")  # nothing stale for a reporter
-        clock = deadline.clock
-        work = deadline.earliest(Deadline.after(lease - LEASE_MARGIN_SECONDS, clock))
+        work = exchange_deadline(deadline).earliest(lease_ends)
         try:
             token, jti = self._mint(request, work, None, None)
-        except (UpstreamRejected, UpstreamUnavailable) as exc:
-            self._table.release(key, holder)
+        except UpstreamRejected as exc:
+            self._table.release(key, holder, self._remember_rejection(key, exc))
             return self._stale_or_raise(pending, exc)  # raises: the reported token is never served back
+        except UpstreamUnavailable as exc:
+            self._table.release(key, holder)
+            return self._stale_or_raise(pending, exc)
         except BaseException:
             self._table.release(key, holder)
             raise

@@ -27,7 +27,9 @@ from token_vendor.cached_token import CachedToken, fingerprint
 from token_vendor.envelope import Envelope
 from token_vendor.table_item import (
     ANY_VERSION,
+    LEASE_CLOCK_TOLERANCE,
     MAX_BACKOFF_SECONDS,
+    MAX_CLOCK_DIFFERENCE,
     MAX_LEASE_SECONDS,
     MAX_REJECTION_SECONDS,
     REMEMBERED_CODES,
@@ -65,11 +67,22 @@ __all__ = [
 
 # Keeps an item that only ever held a lease or a rejection from lingering forever.
 _LEASE_ITEM_TTL = 3600
-# The lease is free: absent, lapsed, forged (further ahead than any holder sets) or malformed.
+# The lease is free: absent, lapsed (by more than the clocks of two containers may differ), forged (further
+# ahead than any holder sets) or malformed.
 _LEASE_FREE = (
-    "(attribute_not_exists(lease_until) OR lease_until < :now OR lease_until > :far"
+    "(attribute_not_exists(lease_until) OR lease_until < :lapsed OR lease_until > :far"
     " OR NOT attribute_type(lease_until, :num))"
 )
+# No remembered rejection holds for this key version (CONTRACT section 8): absent, over, forged or malformed,
+# of another secret version than the one in use, or a code this vendor never writes (planted).
+_NO_REJECTION_HOLDS = (
+    "(attribute_not_exists(neg_until) OR neg_until < :now OR neg_until > :negfar"
+    " OR NOT attribute_type(neg_until, :num)"
+    " OR (attribute_exists(neg_version) AND neg_version <> :any AND neg_version <> :ver)"
+    " OR (attribute_exists(neg_code) AND neg_code <> :c1 AND neg_code <> :c2 AND neg_code <> :c3))"
+)
+# The fence: a token is written only by the holder of the lease (a lapsed holder taken over writes nothing).
+_FENCE = "lease_holder = :h"
 
 
 def _lease_values(holder: str, seconds: float, now: float) -> dict[str, Any]:
@@ -78,9 +91,20 @@ def _lease_values(holder: str, seconds: float, now: float) -> dict[str, Any]:
         ":h": {"S": holder},
         ":u": {"N": repr(now + seconds)},
         ":now": {"N": repr(now)},
+        ":lapsed": {"N": repr(now - LEASE_CLOCK_TOLERANCE)},
         ":ttl": {"N": str(int(now + seconds) + _LEASE_ITEM_TTL)},
         ":far": {"N": repr(now + MAX_LEASE_SECONDS)},
         ":num": {"S": "N"},
+    }
+
+
+def _rejection_values(now: float, key_version: str | None) -> dict[str, Any]:
+    """What ``_NO_REJECTION_HOLDS`` compares with."""
+    return {
+        ":negfar": {"N": repr(now + MAX_REJECTION_SECONDS)},
+        ":any": {"S": ANY_VERSION},
+        ":ver": {"S": key_version or ANY_VERSION},
+        **{f":c{i}": {"S": code} for i, code in enumerate(sorted(REMEMBERED_CODES), 1)},
     }
 
 
@@ -135,22 +159,10 @@ class TokenTable(UseRecords):
         """
         now = self._clock()
         values = _lease_values(holder, seconds, now)
-        values.update(
-            {
-                ":negfar": {"N": repr(now + MAX_REJECTION_SECONDS)},
-                ":any": {"S": ANY_VERSION},
-                ":ver": {"S": key_version or ANY_VERSION},
-                **{f":c{i}": {"S": code} for i, code in enumerate(sorted(REMEMBERED_CODES), 1)},
-            }
-        )
+        values.update(_rejection_values(now, key_version))
         conditions = [
             _LEASE_FREE,
-            # no remembered rejection that holds for this key version (CONTRACT section 8)
-            "(attribute_not_exists(neg_until) OR neg_until < :now OR neg_until > :negfar"
-            " OR NOT attribute_type(neg_until, :num)"
-            " OR (attribute_exists(neg_version) AND neg_version <> :any AND neg_version <> :ver)"
-            # a code this vendor never writes is planted: no rejection (as _rejection reads it)
-            " OR (attribute_exists(neg_code) AND neg_code <> :c1 AND neg_code <> :c2 AND neg_code <> :c3))",
+            _NO_REJECTION_HOLDS,
         ]
         if fresh_seconds is not None:
             conditions.append("(attribute_not_exists(expires_at) OR expires_at < :fresh)")
@@ -164,17 +176,33 @@ class TokenTable(UseRecords):
         return self._lease(key, conditions, values)
 
     def try_retire(
-        self, key: str, holder: str, seconds: float, rejected: str, min_interval: float
+        self,
+        key: str,
+        holder: str,
+        seconds: float,
+        rejected: str,
+        min_interval: float,
+        *,
+        key_version: str | None = None,
     ) -> TableEntry:
         """Take the lease to replace the token a caller reported (CONTRACT section 5), if that token is
-        still the stored one and the scope set was not retired within ``min_interval``."""
+        still the stored one, the scope set was not retired within ``min_interval``, and no rejection of
+        AIC's holds (a replacement would only be refused again)."""
         now = self._clock()
         values = _lease_values(holder, seconds, now)
-        values.update({":fp": {"S": rejected}, ":since": {"N": repr(now - min_interval)}})
+        values.update(
+            {
+                ":fp": {"S": rejected},
+                ":since": {"N": repr(now - min_interval)},
+                ":future": {"N": repr(now + MAX_CLOCK_DIFFERENCE)},
+            }
+        )
+        values.update(_rejection_values(now, key_version))
         conditions = [
             _LEASE_FREE,
+            _NO_REJECTION_HOLDS,
             "fingerprint = :fp",
-            "(attribute_not_exists(retired_at) OR retired_at < :since OR retired_at > :now"
+            "(attribute_not_exists(retired_at) OR retired_at < :since OR retired_at > :future"
             " OR NOT attribute_type(retired_at, :num))",
         ]
         return self._lease(key, conditions, values)
@@ -255,7 +283,7 @@ class TokenTable(UseRecords):
             self._client.put_item(
                 TableName=self._table,
                 Item=item,
-                ConditionExpression="lease_holder = :h",
+                ConditionExpression=_FENCE,
                 ExpressionAttributeValues={":h": {"S": holder}},
             )
         except ClientError as exc:

@@ -1,0 +1,142 @@
+"""Issue 24: what the stronger simulation found in the vendor, each pinned by a test on the local stack.
+
+Each was a seed of ``make simulate`` first (docs/decisions.md, "Simulation"): clocks that differ by a few
+seconds, a slow DynamoDB, a retirement while AIC refuses the scope set, a token shorter than twice the
+refresh-ahead window, and a holder that minted to the last moment of its deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from local.aic_standin import Fault
+from local.stack import LocalStack
+from tests.integration.conftest import FakeWall, budget, direct
+from tests.integration.test_retirement import report
+from token_vendor.cached_token import cache_key
+from token_vendor.deadline import Deadline
+from token_vendor.errors import UpstreamRejected
+from token_vendor.fleet_lease import exchange_deadline
+from token_vendor.table_item import LEASE_CLOCK_TOLERANCE, TableEntry
+from token_vendor.vendor_state import MIN_WORK_SECONDS
+
+pytestmark = pytest.mark.integration
+
+INVALID_SCOPE = json.dumps(
+    {"error": "invalid_scope", "error_description": "Unsupported scope for service account: fr:idm:*"}
+).encode()
+
+
+def _key(vendor: Any, scope: str = "fr:idm:*") -> str:
+    return cache_key(vendor.settings.tenant_fqdn, vendor.account_ref, (scope,))
+
+
+def test_a_lapsed_lease_is_taken_over_only_when_every_clock_agrees_it_lapsed(
+    make_vendor: Any, fresh_stack: LocalStack
+) -> None:
+    """Seed 16: a holder whose clock ran 2 s behind was taken over mid-exchange by one 1 s ahead."""
+    wall = FakeWall()
+    table = make_vendor(wall=wall).table
+    key = _key(make_vendor())
+    assert table.try_lease(key, "holder-1", 1.0, None).granted
+
+    wall.advance(1.0 + LEASE_CLOCK_TOLERANCE - 0.5)  # over by the taker's clock, by less than clocks differ
+    assert not table.try_lease(key, "holder-2", 10.0, None).granted
+    wall.advance(1.0)
+    assert table.try_lease(key, "holder-2", 10.0, None).granted
+
+
+def test_a_retirement_recorded_by_a_clock_a_little_ahead_still_rate_limits(
+    make_vendor: Any, fresh_stack: LocalStack
+) -> None:
+    """Seed 508: a retirement 3 s 'in the future' by the reader's clock was read as planted, and ignored."""
+    ahead, behind = FakeWall(), FakeWall()
+    ahead.advance(3.0)
+    first, second = make_vendor(wall=ahead), make_vendor(wall=behind)
+    old = first.vend(direct("fr:idm:*"), budget()).token.access_token
+    new = first.vend(report("fr:idm:*", old), budget()).token.access_token  # retired, by the clock ahead
+    fresh_stack.standin.reset_counters()
+
+    served = second.vend(report("fr:idm:*", new), budget())
+
+    assert served.retire_rate_limited
+    assert served.token.access_token == new
+    assert fresh_stack.standin.exchanges == 0
+
+
+def test_a_report_while_aic_refuses_the_scope_set_asks_aic_once(
+    make_vendor: Any, fresh_stack: LocalStack
+) -> None:
+    """Seed 13: every report of a refused scope set cost AIC another rejection."""
+    vendors = [make_vendor() for _ in range(3)]
+    old = vendors[0].vend(direct("fr:idm:*"), budget()).token.access_token
+    fresh_stack.standin.reset_counters()
+    fresh_stack.standin.set_sticky_fault(Fault("status", status=400, body=INVALID_SCOPE))
+
+    for vendor in vendors:
+        with pytest.raises(UpstreamRejected):
+            vendor.vend(report("fr:idm:*", old), budget())
+
+    assert fresh_stack.standin.token_requests == 1  # the replacement's rejection is remembered fleet-wide
+
+
+def test_the_lease_winner_serves_a_short_lived_token_stored_a_moment_ago(
+    make_vendor: Any, fresh_stack: LocalStack
+) -> None:
+    """Seed 290: a caller that had read nothing took the lease over a 300 s token stored a moment ago (the
+    lease judges by the 300 s refresh-ahead window) and minted again."""
+    fresh_stack.standin.set_token_lifetime(300)
+    first, second = make_vendor(), make_vendor()
+    stored = first.vend(direct("fr:idm:*"), budget()).token
+    fresh_stack.standin.reset_counters()
+    # As if it read the item before the store: nothing there.
+    second._read_table = lambda key: TableEntry(None, None, None)  # type: ignore[method-assign]
+
+    served = second.vend(direct("fr:idm:*"), budget())
+
+    assert served.token.access_token == stored.access_token
+    assert fresh_stack.standin.exchanges == 0
+    assert first.table.try_lease(_key(first), "anyone", 10.0, None).granted  # the winner gave it back
+
+
+def test_a_holder_keeps_time_to_store_what_it_mints() -> None:
+    """Seed 4125: a holder that minted to the last moment of its deadline could not store the token; its
+    lease lapsed and the next caller minted again."""
+    now = [100.0]
+    deadline = Deadline(110.0, lambda: now[0])
+
+    work = exchange_deadline(deadline)
+
+    assert work.remaining() == pytest.approx(10.0 - MIN_WORK_SECONDS)
+    assert work.clock is deadline.clock
+
+
+def test_a_slow_lease_grant_shortens_the_work_not_the_lease(
+    make_vendor: Any, fresh_stack: LocalStack
+) -> None:
+    """Seed 54 (a DynamoDB brownout): a grant or renewal that took a second let the holder work a second
+    past the lease the table recorded."""
+    seen: list[float] = []
+    vendor = make_vendor(lease_seconds=4.0)
+    real_lease = vendor.table.try_lease
+    real_mint = vendor._mint
+
+    def slow_lease(*args: Any, **kwargs: Any) -> Any:
+        entry = real_lease(*args, **kwargs)
+        time.sleep(1.0)  # the answer takes a second to come back
+        return entry
+
+    def mint(request: Any, work: Deadline, *args: Any) -> Any:
+        seen.append(work.remaining())
+        return real_mint(request, work, *args)
+
+    vendor.table.try_lease = slow_lease  # type: ignore[method-assign]
+    vendor._mint = mint  # type: ignore[method-assign]
+    vendor.vend(direct("fr:idm:*"), budget(30))
+
+    assert seen
+    assert seen[0] <= 4.0 - 0.5 - 0.9  # the lease ran from before the request, less its margin
