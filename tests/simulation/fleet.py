@@ -14,7 +14,7 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from tests.simulation.invariants import check
@@ -153,6 +153,7 @@ class History:
     steps: int
     crashes: int
     violations: list[str]
+    aic: dict[str, int] = field(default_factory=dict)  # AIC's attempts by answer: ok, failed, rejected, cut
 
 
 def _seed_token(ddb: SimDynamoDB, observed: Observations, scope: str, left: float, lifetime: int) -> None:
@@ -235,7 +236,10 @@ def run_history(
     violations = list(observed.violations) + check(
         scenario, outcomes, observed, referee, crashes[0], scheduler.now
     )
-    return History(scenario, outcomes, observed, scheduler.log, scheduler.steps, crashes[0], violations)
+    aic: dict[str, int] = {}
+    for attempt in referee.attempts:
+        aic[attempt.result or "unanswered"] = aic.get(attempt.result or "unanswered", 0) + 1
+    return History(scenario, outcomes, observed, scheduler.log, scheduler.steps, crashes[0], violations, aic)
 
 
 def _vendors(

@@ -17,7 +17,7 @@ import random
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tests.simulation.fleet import History, history_digest, run_history
 from tests.simulation.scenarios import draw_scenario
@@ -46,6 +46,8 @@ class Totals:
     faults: int = 0
     exchanges_max: int = 0
     failures: list[tuple[int, list[str], list[str]]] | None = None
+    aic: dict[str, int] = field(default_factory=dict)  # every AIC attempt, by its answer
+    flavours: dict[str, int] = field(default_factory=dict)
 
     def add(self, history: History) -> None:
         self.histories += 1
@@ -57,6 +59,10 @@ class Totals:
         self.faults += int(history.scenario.ddb_faults > 0)
         if history.observed.exchanges:
             self.exchanges_max = max(self.exchanges_max, *history.observed.exchanges.values())
+        for answer, count in history.aic.items():
+            self.aic[answer] = self.aic.get(answer, 0) + count
+        flavour = history.scenario.flavour
+        self.flavours[flavour] = self.flavours.get(flavour, 0) + 1
         if history.violations:
             self.failures = (self.failures or []) + [
                 (history.scenario.seed, history.violations, history.log[-25:])
@@ -87,6 +93,10 @@ def merge(parts: list[Totals]) -> Totals:
         total.lapses += part.lapses
         total.faults += part.faults
         total.exchanges_max = max(total.exchanges_max, part.exchanges_max)
+        for answer, count in part.aic.items():
+            total.aic[answer] = total.aic.get(answer, 0) + count
+        for flavour, count in part.flavours.items():
+            total.flavours[flavour] = total.flavours.get(flavour, 0) + count
         if part.failures:
             total.failures = (total.failures or []) + part.failures
     return total
@@ -165,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         f"scope set in a history; exhaustive: {small_histories} interleavings of 2 environments x 1 "
         f"scope set x 1 refresh; {elapsed:.0f} s"
     )
+    answers = ", ".join(f"{count} {answer}" for answer, count in sorted(totals.aic.items()))
+    flavours = ", ".join(f"{count} {flavour}" for flavour, count in sorted(totals.flavours.items()))
+    print(f"AIC attempts: {sum(totals.aic.values())} ({answers}); flavours: {flavours}")
     failed = False
     for seed, violations, log in (totals.failures or [])[:3]:
         failed = True

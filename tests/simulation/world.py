@@ -336,16 +336,17 @@ class SimDynamoDB(Latency):
                 "UpdateItem",
                 old if ReturnValuesOnConditionCheckFailure == "ALL_OLD" else None,
             )
-        if "neg_until = :nu" in UpdateExpression:
-            scope = key.split("|", 2)[-1]
-            if not self._observed.rejections.get(scope):
-                self._observed.violations.append(
-                    "invariant 5: a negative-cache entry without an AIC rejection"
-                )
         before = {k: dict(v) for k, v in current.items()} if current else None
         self.items[key] = apply_update(
             current or {"pk": {"S": key}}, UpdateExpression, names, ExpressionAttributeValues
         )
+        remembered = self.items[key].get("neg_until")
+        if remembered is not None and remembered != (before or {}).get("neg_until"):
+            scope = key.split("|", 2)[-1]  # a rejection was remembered (seen in the item, not the request)
+            if not self._observed.rejections.get(scope):
+                self._observed.violations.append(
+                    "invariant 5: a negative-cache entry without an AIC rejection"
+                )
         if self.referee is not None:
             self.referee.updated(key, before, self.items[key])
         if cut:
