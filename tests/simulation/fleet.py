@@ -1,9 +1,10 @@
 """One simulated history: N execution environments running the real ``TokenVendor``, several callers each.
 
-A scenario is drawn from the seed: environments, callers and their requests, clock skew (up to ±2 s),
-AIC's behaviour (latency, 5xx, 429, timeouts, invalid_scope, short lifetimes), DynamoDB throttling, crashes
-(an environment dies, maybe holding the lease) and stalls past the lease. The invariants are checked on
-what every caller got and on what the simulated services saw.
+The scenario comes from the seed (``scenarios.py``: environments, callers and their requests, clock skew up
+to ±2 s, AIC's behaviour, DynamoDB faults and latency, crashes and stalls, and a flavour). Here the world is
+built (``world.py``), the vendors are wired to it as production wires them (``BoundedClient`` around the AWS
+clients), a weakening is applied if asked (``weakenings.py``), and the history runs. The referee
+(``referee.py``) judges the lease as it happens; ``invariants.py`` judges the rest at the end.
 """
 
 from __future__ import annotations

@@ -103,17 +103,15 @@ class FleetLease(Minting):
         self, pending: Pending, current: TableEntry, holder: str, lease_ends: Deadline, refresh: bool
     ) -> Vended:
         """The lease is ours: serve what the item already offers, refuse a need AIC cannot meet, or mint."""
-        stored = current.token
-        if stored is not None and not current.unreadable:
+        if current.token is not None and not current.unreadable:
             # The lease's condition judged the stored token by the refresh-ahead window; a token AIC
             # issues for less than twice that is fresh for half its life (found by simulation, seed 290:
             # a caller that had read nothing re-minted a 300 s token stored a moment ago).
-            fresh = self._fresh(stored, pending.need) + pending.lookahead
-            if stored.seconds_left(self._clocks.wall()) >= fresh:
+            fresh = self._fresh(current.token, pending.need) + pending.lookahead
+            hit = self._table_hit(pending.key, current, fresh)
+            if hit is not None:
                 self._table.release(pending.key, holder)
-                hit = self._table_hit(pending.key, current, fresh)
-                if hit is not None:
-                    return hit
+                return hit
         try:  # AIC's last token lives and is shorter than this need: minting again gives the same
             self._refuse_if_short(current.token, pending.need)
         except InvalidRequest:
