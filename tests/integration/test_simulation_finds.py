@@ -38,7 +38,8 @@ def _key(vendor: Any, scope: str = "fr:idm:*") -> str:
 def test_a_lapsed_lease_is_taken_over_only_when_every_clock_agrees_it_lapsed(
     make_vendor: Any, fresh_stack: LocalStack
 ) -> None:
-    """Seed 16: a holder whose clock ran 2 s behind was taken over mid-exchange by one 1 s ahead."""
+    """Seed 37 (first seen at 16): a holder whose clock ran 2 s behind was taken over mid-exchange by a
+    container 1 s ahead."""
     wall = FakeWall()
     table = make_vendor(wall=wall).table
     key = _key(make_vendor())
@@ -118,8 +119,8 @@ def test_a_holder_keeps_time_to_store_what_it_mints() -> None:
 def test_a_slow_lease_grant_shortens_the_work_not_the_lease(
     make_vendor: Any, fresh_stack: LocalStack
 ) -> None:
-    """Seed 54 (a DynamoDB brownout): a grant or renewal that took a second let the holder work a second
-    past the lease the table recorded."""
+    """Seed 48 (first seen at 54, a DynamoDB brownout): a grant or renewal that took a second let the holder
+    work a second past the lease the table recorded."""
     seen: list[float] = []
     vendor = make_vendor(lease_seconds=4.0)
     real_lease = vendor.table.try_lease
@@ -140,3 +141,27 @@ def test_a_slow_lease_grant_shortens_the_work_not_the_lease(
 
     assert seen
     assert seen[0] <= 4.0 - 0.5 - 0.9  # the lease ran from before the request, less its margin
+
+
+def test_a_reporter_waits_out_a_lapsed_lease_the_fleet_still_honours(
+    make_vendor: Any, fresh_stack: LocalStack
+) -> None:
+    """Review of the clock tolerance: a lease that ended less than LEASE_CLOCK_TOLERANCE ago is still held
+    for the retirement's condition, so a reporter must wait for it, not count it as a refusal."""
+    wall = FakeWall()
+    first = make_vendor(wall=wall)
+    old = first.vend(direct("fr:idm:*"), budget()).token.access_token
+    reporter = make_vendor(wall=wall)
+    reporter._clocks.sleep = wall.advance  # its polls move the clock the lease is judged by
+    # Another reporter took the retirement lease and died; its lease ended a second ago.
+    assert first.table.try_retire(
+        _key(first), "dead-reporter", 1.0, report("fr:idm:*", old).rejected or "", 30
+    ).granted
+    wall.advance(2.0)
+    fresh_stack.standin.reset_counters()
+
+    served = reporter.vend(report("fr:idm:*", old), budget())
+
+    assert served.token.access_token != old
+    assert served.retired is not None
+    assert fresh_stack.standin.exchanges == 1

@@ -209,7 +209,7 @@ class Latency:
     def __init__(self, scheduler: Scheduler, rng: random.Random, span: tuple[float, float] | None) -> None:
         self.meta = _Meta()
         self._scheduler = scheduler
-        self._rng = rng
+        self._delays = rng  # its own generator: a service's other draws (faults, TTL, keys) stay apart
         self._span = span
 
     def wait(self, operation: str) -> bool:
@@ -221,12 +221,12 @@ class Latency:
         for handler in self.meta.events.handlers:
             handler(request=request)
         timeout = float(request.context.get("read_timeout", 2.0))
-        latency = self._rng.uniform(*self._span)
+        latency = self._delays.uniform(*self._span)
         self._scheduler.sleep(min(latency, timeout))
         return latency > timeout
 
     def applied_anyway(self) -> bool:
-        return self._rng.random() < 0.5
+        return self._delays.random() < 0.5
 
 
 def read_timeout(operation: str) -> ReadTimeoutError:
@@ -249,7 +249,6 @@ class SimDynamoDB(Latency):
     ) -> None:
         super().__init__(scheduler, random.Random(rng.random()), latency)
         self.items: dict[str, Item] = {}
-        self._scheduler = scheduler
         self._observed = observed
         self._rng = rng
         self._fault_rate = fault_rate
@@ -378,7 +377,6 @@ class SimKMS(Latency):
         self, scheduler: Scheduler, rng: random.Random, latency: tuple[float, float] | None = None
     ) -> None:
         super().__init__(scheduler, random.Random(rng.random()), latency)
-        self._scheduler = scheduler
         self._rng = rng
 
     def generate_data_key(self, **_: Any) -> dict[str, Any]:

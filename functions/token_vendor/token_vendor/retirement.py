@@ -76,8 +76,7 @@ class Retirement(FleetLease):
                 raise UpstreamUnavailable("the token cache is unavailable; report the token again") from exc
             if current.granted:
                 return self._replace_retired(key, request, need, deadline, holder, lease_ends)
-            reporter_on_it = current.lease_until is not None and current.lease_until > self._clocks.wall()
-            if reporter_on_it:  # another reporter holds the lease: wait for its replacement
+            if current.lease_held(self._clocks.wall()):  # another holder is on it: wait for its replacement
                 self._count("LeaseWaits")
                 if delay >= deadline.remaining():
                     raise UpstreamUnavailable(
