@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import botocore.loaders
@@ -20,12 +19,6 @@ import botocore.loaders
 # A region name as a DNS label: lower-case ASCII letters and digits in hyphen-separated words. The
 # partition's regex then decides; re.ASCII because botocore's \w and \d would also match non-ASCII.
 _REGION_SHAPE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)+", re.ASCII)
-
-
-@dataclass(frozen=True)
-class Partition:
-    name: str
-    dns_suffix: str
 
 
 @functools.cache
@@ -36,20 +29,20 @@ def botocore_partitions() -> tuple[Mapping[str, Any], ...]:
     return tuple(document["partitions"])
 
 
-def partition_of(region: str, partitions: Sequence[Mapping[str, Any]] | None = None) -> Partition | None:
-    """The partition whose ``regionRegex`` claims ``region``, or None (garbage, or a pseudo-region such as
-    ``aws-global`` that no regional endpoint serves)."""
+def dns_suffix_of(region: str, partitions: Sequence[Mapping[str, Any]] | None = None) -> str | None:
+    """The ``dnsSuffix`` of the partition whose ``regionRegex`` claims ``region``, or None (garbage, or a
+    pseudo-region such as ``aws-global`` that no regional endpoint serves)."""
     if len(region) > 63 or not _REGION_SHAPE.fullmatch(region):
         return None
     for partition in botocore_partitions() if partitions is None else partitions:
         pattern = str(partition["regionRegex"]).removeprefix("^").removesuffix("$")
         if re.fullmatch(pattern, region, re.ASCII):
-            return Partition(str(partition["id"]), str(partition["outputs"]["dnsSuffix"]))
+            return str(partition["outputs"]["dnsSuffix"])
     return None
 
 
 def sts_endpoint(region: str, partitions: Sequence[Mapping[str, Any]] | None = None) -> str | None:
     """``https://sts.cn-north-1.amazonaws.com.cn/`` for ``cn-north-1``; None for a region no partition
     claims."""
-    partition = partition_of(region, partitions)
-    return None if partition is None else f"https://sts.{region}.{partition.dns_suffix}/"
+    suffix = dns_suffix_of(region, partitions)
+    return None if suffix is None else f"https://sts.{region}.{suffix}/"
