@@ -137,3 +137,22 @@ def test_the_client_signs_for_the_service_and_region_the_host_names(url: str, sc
 )
 def test_a_host_that_names_no_region_leaves_the_region_to_the_session(url: str) -> None:
     assert (service_of(url), region_of(url)) == ("execute-api", None)
+
+
+@pytest.mark.parametrize(
+    "region", ["eu-west-2", "cn-north-1", "eusc-de-east-1", "us-iso-east-1", "us-gov-west-1"]
+)
+def test_a_client_proof_is_addressed_to_the_sts_endpoint_the_vendor_expects(
+    region: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client's proof names botocore's STS endpoint for its region; the vendor refuses any other URL."""
+    from token_client.identity import IdentityProver
+
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_CONFIG_FILE", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    session = botocore.session.Session()
+    session.set_credentials("AKIDEXAMPLE", "example-secret")
+
+    proof = IdentityProver(session, region, "token-vendor", clock=lambda: 1_700_000_000.0).proof()
+
+    assert proof["url"] == load_settings({**BASE, "AWS_REGION": region}).sts_endpoint_url
