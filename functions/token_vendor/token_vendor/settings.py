@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from token_vendor.errors import ConfigurationError, InvalidScope
+from token_vendor.partitions import sts_endpoint
 from token_vendor.scopes import Scopes, normalise_scopes
 
 MAX_VALIDITY_SECONDS = 840  # AIC tokens live 899 s; leave a minute for the caller to use one
@@ -177,11 +178,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     account_id = env.get("SERVICE_ACCOUNT_ID", "").strip() or None
     sts_raw = env.get("STS_ENDPOINT_URL", "").strip()
     region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip() or "us-east-1"
-    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}", region):
-        raise _fail("AWS_REGION", "is not an AWS region name")
-    sts = (
-        parse_endpoint_url("STS_ENDPOINT_URL", sts_raw) if sts_raw else f"https://sts.{region}.amazonaws.com/"
-    )
+    # The region's partition (botocore's data) gives STS's domain: .amazonaws.com.cn, .amazonaws.eu, ...
+    regional_sts = sts_endpoint(region)
+    if regional_sts is None:
+        raise _fail("AWS_REGION", "is not a region of any AWS partition this botocore knows")
+    sts = parse_endpoint_url("STS_ENDPOINT_URL", sts_raw) if sts_raw else regional_sts
     identity_audience = (
         env.get("IDENTITY_AUDIENCE", "").strip()
         or env.get("AWS_LAMBDA_FUNCTION_NAME", "").strip()

@@ -20,6 +20,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
+from token_client.aws_hosts import signing_scope
 from token_client.errors import (
     BY_NAME,
     BY_OAUTH_CODE,
@@ -40,25 +41,17 @@ class Transport(Protocol):
         """Return the vendor's result document, or raise a ``TokenClientError``."""
 
 
-_EXECUTE_API_HOST = re.compile(
-    r"[a-z0-9]+(?:-vpce-[a-z0-9]+)?\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
-)
-
-
-_FUNCTION_URL_HOST = re.compile(r"[a-z0-9]+\.lambda-url\.([a-z0-9-]+)\.on\.aws")
-
-
 def region_of(url: str) -> str | None:
     """``https://abc123.execute-api.eu-west-2.amazonaws.com/v1/token`` -> ``eu-west-2`` (also for a
-    function URL, ``https://xyz.lambda-url.eu-west-2.on.aws/token``)."""
-    host = urlsplit(url).hostname or ""
-    match = _EXECUTE_API_HOST.fullmatch(host) or _FUNCTION_URL_HOST.fullmatch(host)
-    return match.group(1) if match else None
+    function URL, ``https://xyz.lambda-url.eu-west-2.on.aws/token``, and in every partition)."""
+    scope = signing_scope(url)
+    return scope[1] if scope else None
 
 
 def service_of(url: str) -> str:
     """SigV4 signs for ``lambda`` at a function URL, for ``execute-api`` at API Gateway."""
-    return "lambda" if _FUNCTION_URL_HOST.fullmatch(urlsplit(url).hostname or "") else "execute-api"
+    scope = signing_scope(url)
+    return scope[0] if scope else "execute-api"
 
 
 def _payload(scopes: tuple[str, ...], min_validity: int | None, rejected: str | None) -> dict[str, Any]:
