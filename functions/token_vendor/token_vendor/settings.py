@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -217,3 +218,44 @@ def _keep_warm(env: Mapping[str, str]) -> int:
     if not re.fullmatch(r"[0-9]{1,6}", raw) or int(raw) > 86_400:
         raise _fail("KEEP_WARM_SECONDS", "must be a whole number of seconds from 0 to 86400 (0 turns it off)")
     return int(raw)
+
+
+@dataclass(frozen=True)
+class Egress:
+    """How the function's own HTTP calls (token endpoint, STS) leave, read as botocore reads it.
+
+    ``proxies`` has ``urllib.request.getproxies()``'s shape (scheme -> proxy URL, ``"no"`` -> NO_PROXY)
+    so that ``urllib.request.proxy_bypass_environment`` applies NO_PROXY exactly as botocore does;
+    ``ca_bundle`` (AWS_CA_BUNDLE) replaces the system's trust store, as it does for botocore.
+    """
+
+    proxies: Mapping[str, str] = field(default_factory=dict)
+    ca_bundle: str | None = None
+
+
+def load_egress(env: Mapping[str, str]) -> Egress:
+    """HTTPS_PROXY / https_proxy / HTTP_PROXY / NO_PROXY (lower case wins) and AWS_CA_BUNDLE (CONTRACT 2)."""
+    proxies: dict[str, str] = {}
+    for name, value in env.items():  # urllib.request.getproxies_environment, on an explicit mapping
+        if value and name.lower()[-6:] == "_proxy":
+            proxies[name.lower()[:-6]] = value
+    for name, value in env.items():
+        if name[-6:] == "_proxy":
+            if value:
+                proxies[name[:-6]] = value
+            else:
+                proxies.pop(name[:-6], None)
+    proxies = {k: v.strip() for k, v in proxies.items() if k in ("http", "https", "no")}
+    for scheme in ("http", "https"):
+        if scheme in proxies:
+            parts = urlsplit(proxies[scheme] if "://" in proxies[scheme] else "http://" + proxies[scheme])
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                # never echo the value: a proxy URL may carry a password
+                raise _fail(
+                    f"{scheme.upper()}_PROXY", "must be a proxy URL such as http://proxy.internal:3128"
+                )
+            proxies[scheme] = urlunsplit(parts)
+    ca_bundle = env.get("AWS_CA_BUNDLE", "").strip() or None
+    if ca_bundle is not None and not os.path.isfile(ca_bundle):
+        raise _fail("AWS_CA_BUNDLE", "must name a readable PEM file of trusted CA certificates")
+    return Egress(proxies, ca_bundle)
