@@ -214,13 +214,18 @@ def results_section(durations: Mapping[str, float]) -> list[str]:
         "Prices, with the page each comes from and when it was read:",
         "",
         *[
-            f"- `{name}`: ${us:g} / ${eu:g} (us-east-1 / eu-west-2): {source}"
+            f"- `{name}`: {_shown(us)} / {_shown(eu)} (us-east-1 / eu-west-2): {source}"
             for name, (us, eu, source) in PRICES.items()
         ],
         "",
         f"Minting per request instead (the journey-script way: a Secrets Manager read, a key load and an AIC "
         f"round trip every time), us-east-1: ${journey * 1e6:,.2f} per million, and a million AIC exchanges.",
     ]
+
+
+def _shown(value: float) -> str:
+    """A unit price as a bill shows it: per million when it is below a cent."""
+    return f"${value * 1e6:,.4g} per million" if value < 0.01 else f"${value:,.4g}"
 
 
 def _replace_between(text: str, begin: str, end: str, body: list[str]) -> str:
