@@ -14,7 +14,7 @@ import pytest
 
 from token_vendor.bounded_http import Answer
 from token_vendor.deadline import Deadline
-from token_vendor.errors import AccessDenied, InvalidRequest
+from token_vendor.errors import AccessDenied, ConfigurationError, InvalidRequest
 from token_vendor.identity_proof import BODY, Proof, ProofVerifier, parse_proof
 
 STS = "https://sts.us-east-1.amazonaws.com/"
@@ -229,3 +229,13 @@ def test_a_remembered_signature_with_another_header_goes_to_sts_and_an_edited_bo
     with pytest.raises(AccessDenied, match="STS refused"):
         identify(edited)
     assert len(calls) == 2  # not served from memory: STS decided
+
+
+@pytest.mark.parametrize(
+    "configured", ["https://EVIL\\@sts.us-east-1.amazonaws.com/", "https://sts.us-east-1.amazonaws.com/?a=b"]
+)
+def test_a_configured_endpoint_the_sending_parser_reads_otherwise_is_a_configuration_error(
+    configured: str,
+) -> None:
+    with pytest.raises(ConfigurationError, match="STS_ENDPOINT_URL"):
+        parse_proof(proof(configured), sts_url=configured, audience="token-vendor", now=NOW)
