@@ -239,3 +239,27 @@ def test_a_configured_endpoint_the_sending_parser_reads_otherwise_is_a_configura
 ) -> None:
     with pytest.raises(ConfigurationError, match="STS_ENDPOINT_URL"):
         parse_proof(proof(configured), sts_url=configured, audience="token-vendor", now=NOW)
+
+
+def test_a_proof_seen_before_byte_for_byte_is_still_refused_once_its_5_minutes_are_over() -> None:
+    """A proof's parse is reused only for the exact same text, and the clock is read again every time."""
+    now = [NOW]
+    calls: list[Proof] = []
+
+    def sts(request: Proof, deadline: Deadline) -> Answer:
+        calls.append(request)
+        return Answer(200, {}, _identity_xml(ARN))
+
+    verifier = ProofVerifier(clock=lambda: now[0], send=sts)
+    deadline = Deadline.after(5, time.monotonic)
+    good = proof()
+
+    assert verifier.identify(good, sts_url=STS, audience="token-vendor", deadline=deadline) == ARN
+    now[0] += 299
+    assert verifier.identify(good, sts_url=STS, audience="token-vendor", deadline=deadline) == ARN
+    now[0] += 2
+    with pytest.raises(AccessDenied, match="more than 5 minutes"):
+        verifier.identify(good, sts_url=STS, audience="token-vendor", deadline=deadline)
+    with pytest.raises(AccessDenied, match="more than 5 minutes"):
+        verifier.identify(dict(good), sts_url=STS, audience="token-vendor", deadline=deadline)
+    assert len(calls) == 1

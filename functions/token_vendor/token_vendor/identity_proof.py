@@ -121,8 +121,8 @@ def endpoint(sts_url: str) -> Endpoint:
 def _members(raw: object) -> tuple[object, object, Mapping[Any, Any], object]:
     if not isinstance(raw, Mapping):
         raise InvalidRequest("'identity' must be an object: a signed sts:GetCallerIdentity request")
-    unknown = sorted(str(k)[:40] for k in raw if k not in _MEMBERS)
-    if unknown:
+    if not raw.keys() <= _MEMBERS:
+        unknown = sorted(str(k)[:40] for k in raw if k not in _MEMBERS)
         raise InvalidRequest(
             f"'identity' has unknown member(s) {unknown[:5]}; allowed: method, url, headers, body"
         )
@@ -137,9 +137,12 @@ def _headers(headers: Mapping[Any, Any], url: str, body: str) -> dict[str, str]:
     printable ASCII. Names the caller wrote are never echoed (a misplaced secret must not reach a log)."""
     if len(headers) > MAX_HEADERS:
         raise InvalidRequest(f"'identity' has more than {MAX_HEADERS} headers")
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
-        raise InvalidRequest("'identity' header names and values must be strings")
-    if len(url) + len(body) + sum(len(k) + len(v) for k, v in headers.items()) > MAX_PROOF_BYTES:
+    size = len(url) + len(body)
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise InvalidRequest("'identity' header names and values must be strings")
+        size += len(name) + len(value)
+    if size > MAX_PROOF_BYTES:
         raise InvalidRequest(f"'identity' is larger than {MAX_PROOF_BYTES} bytes")
     lower: dict[str, str] = {}
     for name, value in headers.items():
@@ -193,11 +196,15 @@ def _signed_at(value: str, now: float) -> float:
         signed_at = dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC).timestamp()
     except (ValueError, OverflowError) as exc:
         raise InvalidRequest(malformed) from exc
+    _check_current(signed_at, now)
+    return signed_at
+
+
+def _check_current(signed_at: float, now: float) -> None:
     if abs(now - signed_at) > MAX_SKEW_SECONDS:
         raise AccessDenied(
             "the identity proof is more than 5 minutes from the vendor's clock; sign a new one"
         )
-    return signed_at
 
 
 def parse_proof(raw: object, *, sts_url: str, audience: str, now: float) -> Proof:
@@ -226,6 +233,27 @@ def parse_proof(raw: object, *, sts_url: str, audience: str, now: float) -> Proo
     sent = {**lower, "authorization": authorization}
     rebuilt = tuple((_ALLOWED[k], sent[k]) for k in sorted(sent))
     return Proof(configured.url, rebuilt, signed_at, request_digest(configured.url, rebuilt))
+
+
+def exact_text(raw: object, sts_url: str, audience: str) -> tuple[str, ...] | None:
+    """Every string of a plainly shaped proof, in order, with the settings it is parsed against: two
+    proofs with the same exact text parse the same way (but for the clock), so a parse can be reused for
+    a proof seen before byte for byte. None for anything else (it is parsed, and refused, in full)."""
+    if type(raw) is not dict or len(raw) != len(_MEMBERS):
+        return None
+    headers = raw.get("headers")
+    if type(headers) is not dict or len(headers) > MAX_HEADERS:
+        return None
+    text = (
+        sts_url,
+        audience,
+        raw.get("method"),
+        raw.get("url"),
+        raw.get("body"),
+        *headers.keys(),
+        *headers.values(),
+    )
+    return text if all(type(part) is str for part in text) else None
 
 
 def request_digest(url: str, headers: tuple[tuple[str, str], ...]) -> str:
@@ -273,12 +301,25 @@ class ProofVerifier:
         self._read_timeout = read_timeout
         self._send = send or self._post
         self._verified: dict[str, tuple[str, float]] = {}  # digest -> (arn, until)
+        self._parsed: dict[tuple[str, ...], Proof] = {}  # a proof's exact text -> its parse (no ARN)
         self._lock = threading.Lock()
 
     def identify(self, raw: object, *, sts_url: str, audience: str, deadline: Deadline) -> str:
         """The ARN of the principal that signed ``raw``: parsed first (on this verifier's clock), then
         remembered or sent. Nothing is looked up, and nothing sent, for a proof that does not parse."""
-        proof = parse_proof(raw, sts_url=sts_url, audience=audience, now=self._clock())
+        now = self._clock()
+        text = exact_text(raw, sts_url, audience)
+        with self._lock:
+            proof = self._parsed.get(text) if text is not None else None
+        if proof is None:
+            proof = parse_proof(raw, sts_url=sts_url, audience=audience, now=now)
+            if text is not None:
+                with self._lock:
+                    if len(self._parsed) >= MAX_REMEMBERED:
+                        self._parsed.clear()
+                    self._parsed[text] = proof
+        else:  # the same text parsed before: only the clock can have changed its verdict
+            _check_current(proof.signed_at, now)
         return self.verify(proof, deadline)
 
     def remembered(self, proof: Proof) -> str | None:
