@@ -38,6 +38,7 @@ MAX_PROOF_BYTES = 16 * 1024
 MAX_SKEW_SECONDS = 300.0  # SigV4's own window; STS refuses older requests too
 REMEMBER_SECONDS = 300.0  # a verified proof stands until 5 minutes after its X-Amz-Date
 MAX_REMEMBERED = 1024
+MAX_PARSED = 256  # reusable parses kept, each at most MAX_PROOF_BYTES of text: 4 MiB at worst
 CONNECT_TIMEOUT = 1.0
 READ_TIMEOUT = 3.0
 MAX_ANSWER_BYTES = 16 * 1024
@@ -315,7 +316,7 @@ class ProofVerifier:
             proof = parse_proof(raw, sts_url=sts_url, audience=audience, now=now)
             if text is not None:
                 with self._lock:
-                    if len(self._parsed) >= MAX_REMEMBERED:
+                    if len(self._parsed) >= MAX_PARSED:
                         self._parsed.clear()
                     self._parsed[text] = proof
         else:  # the same text parsed before: only the clock can have changed its verdict
