@@ -165,3 +165,30 @@ def test_a_reporter_waits_out_a_lapsed_lease_the_fleet_still_honours(
     assert served.token.access_token != old
     assert served.retired is not None
     assert fresh_stack.standin.exchanges == 1
+
+
+def test_a_slow_use_record_never_serves_less_validity_than_asked(
+    make_vendor: Any, fresh_stack: LocalStack
+) -> None:
+    """Issue 30 (seeds 745592285 and 281993656): the token is chosen, then the use is recorded; a write that
+    takes time (a retry after a throttle) ages the chosen token below the caller's need. It is chosen again."""
+    wall = FakeWall()
+    client = fresh_stack.client("dynamodb")
+
+    class SlowUseRecord:
+        def update_item(self, **kwargs: Any) -> Any:
+            if "last_vended" in kwargs["UpdateExpression"]:
+                wall.advance(1.0)  # the write and its retry
+            return client.update_item(**kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(client, name)
+
+    minted = make_vendor(wall=wall, sleeps=[]).vend(direct("fr:idm:*"), budget()).token
+    wall.advance(minted.seconds_left(wall()) - 500.3)  # 500.3 s left; the last use recorded over 300 s ago
+    vendor = make_vendor(wall=wall, sleeps=[], dynamodb=SlowUseRecord())
+
+    vended = vendor.vend(direct("fr:idm:*", min_validity=500), budget())
+
+    assert vended.token.seconds_left(wall()) >= 500
+    assert fresh_stack.standin.exchanges == 2  # the aged token was replaced, not handed out
