@@ -170,8 +170,9 @@ def test_a_reporter_waits_out_a_lapsed_lease_the_fleet_still_honours(
 def test_a_slow_use_record_never_serves_less_validity_than_asked(
     make_vendor: Any, fresh_stack: LocalStack
 ) -> None:
-    """Issue 30 (seeds 745592285 and 281993656): the token is chosen, then the use is recorded; a write that
-    takes time (a retry after a throttle) ages the chosen token below the caller's need. It is chosen again."""
+    """Issue 30 (seeds 745592285 and 281993656): the token is chosen, then the use is recorded; a write
+    that takes time (a retry after a throttle) ages the chosen token below the caller's need. It is chosen
+    again."""
     wall = FakeWall()
     client = fresh_stack.client("dynamodb")
 

@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.random_start:
         start = int.from_bytes(os.urandom(4), "big") % 10**9
     # Printed before the run, so even a run stopped half way can be replayed.
-    print(f"simulate: seeds {start}..{start + args.histories - 1} (--start {start} --histories {args.histories})")
+    last = start + args.histories - 1
+    print(f"simulate: seeds {start}..{last} (--start {start} --histories {args.histories})")
     sys.stdout.flush()
     seeds = list(REGRESSION_SEEDS) + list(range(start, start + args.histories))
     chunks = [seeds[i :: args.workers] for i in range(args.workers)]

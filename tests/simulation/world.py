@@ -361,15 +361,26 @@ class SimDynamoDB(Latency):
         ExpressionAttributeNames: dict[str, str] | None = None,
         ProjectionExpression: str = "",
         ExclusiveStartKey: dict[str, Any] | None = None,
+        Limit: int | None = None,
     ) -> dict[str, Any]:
-        """One page with every live item the filter (the vendor's own expression) keeps."""
+        """One page: up to ``Limit`` items read (in key order, after ``ExclusiveStartKey``), of which the
+        filter (the vendor's own expression) keeps some; ``LastEvaluatedKey`` when more remain."""
         self._scheduler.point("Scan")
         self._maybe_fail("Scan")
         if self.wait("Scan"):
             raise read_timeout("Scan")
         keep = Condition(FilterExpression, ExpressionAttributeNames or {}, ExpressionAttributeValues)
-        items = [self._live(key) for key in sorted(self.items)]
-        return {"Items": [{k: dict(v) for k, v in i.items()} for i in items if i and keep.evaluate(i)]}
+        after = ExclusiveStartKey["pk"]["S"] if ExclusiveStartKey else None
+        keys = [key for key in sorted(self.items) if after is None or key > after]
+        read = keys[:Limit] if Limit else keys
+        items = [self._live(key) for key in read]
+        page: dict[str, Any] = {
+            "Items": [{k: dict(v) for k, v in i.items()} for i in items if i and keep.evaluate(i)],
+            "ScannedCount": len(read),
+        }
+        if len(read) < len(keys):
+            page["LastEvaluatedKey"] = {"pk": {"S": read[-1]}}
+        return page
 
 
 class SimKMS(Latency):
