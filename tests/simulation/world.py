@@ -249,6 +249,8 @@ class SimDynamoDB(Latency):
     ) -> None:
         super().__init__(scheduler, random.Random(rng.random()), latency)
         self.items: dict[str, Item] = {}
+        # key -> (time, fingerprint) of every token stored: what a reporter's report may have named
+        self.stored: dict[str, list[tuple[float, str]]] = {}
         self._observed = observed
         self._rng = rng
         self._fault_rate = fault_rate
@@ -299,6 +301,8 @@ class SimDynamoDB(Latency):
         if compared and float(Item["expires_at"]["N"]) < float(current["expires_at"]["N"]):  # type: ignore[index]
             self._observed.violations.append("invariant 3: the table went backwards (an earlier expiry)")
         self.items[key] = {k: dict(v) for k, v in Item.items()}
+        if "fingerprint" in Item:
+            self.stored.setdefault(key, []).append((self._scheduler.now, Item["fingerprint"]["S"]))
         self._observed.writes += 1
         if self.referee is not None:
             self.referee.stored(key, current, self.items[key])

@@ -177,6 +177,14 @@ class TokenVendor(Retirement):
             pending = Pending(key, request, need, deadline, in_memory, "memory")
             if local is not None and self._holds(local):
                 return self._serve_despite(local, pending)
+            if deadline.remaining() < MIN_WORK_SECONDS:
+                # The read was never sent (no time left): that says nothing of the table, and an exchange
+                # now would be a second one for the fleet (found by a soak, seed 826317362: a process that
+                # stalled woke with 0.08 s left and minted beside the fleet's stored token).
+                too_late = UpstreamUnavailable(
+                    "too little time left in this invocation to reach the cache or AIC"
+                )
+                return self._stale_or_raise(pending, too_late)
             return self._mint_unshared(pending)
         if local is not None and self._holds(local):
             # A token of the fleet's that still serves is served (found by simulation, seed 549).
