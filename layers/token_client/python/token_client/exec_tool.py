@@ -59,6 +59,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _split(argv: list[str]) -> tuple[list[str], list[str]]:
     if "--" not in argv:
+        parser().parse_args(argv)  # --help, or the options' own mistakes first
         parser().error("give the command after --, e.g. -- frodo info")
     at = argv.index("--")
     options, command = argv[:at], argv[at + 1 :]
