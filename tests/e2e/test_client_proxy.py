@@ -102,7 +102,8 @@ def test_an_https_target_is_tunnelled_through_https_proxy(
     assert proxy == "http://user:p%40ss@squid.internal:3128"
     assert headers == {"Proxy-Authorization": "Basic dXNlcjpwQHNz"}  # user:p@ss
     assert isinstance(manager, urllib3.ProxyManager)
-    assert manager.proxy is not None and manager.proxy.host == "squid.internal"
+    assert manager.proxy is not None
+    assert manager.proxy.host == "squid.internal"
     assert manager.proxy_headers == headers
     assert not manager.proxy_config.use_forwarding_for_https  # CONNECT, as botocore does by default
 

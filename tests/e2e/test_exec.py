@@ -47,16 +47,19 @@ def test_exec_gives_the_child_a_token_in_its_environment_and_never_in_argv(
     chosen = ["--env", variable] if variable else []
     argv = [sys.executable, "-m", "token_client", "exec", "--function", "token-vendor", "--scope", "fr:idm:*",
             *chosen, "--", sys.executable, str(script), users, name]  # fmt: skip
-    child = subprocess.Popen(  # noqa: S603 - this interpreter, the test's own arguments
+    child = subprocess.Popen(
         argv, env=_env(local_lambda), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
-    assert child.stdout is not None and child.stdin is not None
+    assert child.stdout is not None
+    assert child.stdin is not None
     try:
         assert child.stdout.readline() == "ready\n"
         # exec replaces aic-token: the same process is now the command; read its argv while it runs.
         cmdline = Path(f"/proc/{child.pid}/cmdline").read_bytes().split(b"\0")
-        ps = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(child.pid)], capture_output=True, text=True)  # noqa: S607
+        ps = subprocess.run(
+            ["ps", "-ww", "-o", "args=", "-p", str(child.pid)], check=False, capture_output=True, text=True
+        )
         child.stdin.write("go\n")
         child.stdin.flush()
         out, err = child.communicate(timeout=60)
@@ -66,7 +69,9 @@ def test_exec_gives_the_child_a_token_in_its_environment_and_never_in_argv(
     token = fresh_stack.standin.issued_tokens()[-1]  # the one the child used (its call answered 200)
     assert cmdline[:2] == [sys.executable.encode(), str(script).encode()]
     assert not any(token.encode() in part for part in cmdline)
-    assert ps.returncode == 0 and str(script) in ps.stdout and token not in ps.stdout
+    assert ps.returncode == 0
+    assert str(script) in ps.stdout
+    assert token not in ps.stdout
     assert out == "status 200 expires_at True\n", err
     assert child.returncode == 3
     assert token not in err
@@ -82,7 +87,8 @@ def test_exec_without_a_token_does_not_run_the_command(
     )  # fmt: skip
 
     assert result.returncode == 7
-    assert result.stderr.count("\n") == 1 and "no function no-such-vendor" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "no function no-such-vendor" in result.stderr
     assert not marker.exists()
 
 

@@ -163,7 +163,9 @@ def test_no_region_on_function_is_exit_7_never_us_east_1(
 
     assert code == 7
     line = _one_line(capsys)
-    assert "no AWS region" in line and "AWS_REGION" in line and "AWS_DEFAULT_REGION" in line
+    assert "no AWS region" in line
+    assert "AWS_REGION" in line
+    assert "AWS_DEFAULT_REGION" in line
 
 
 def test_the_function_arn_names_the_region(some_credentials: None) -> None:
@@ -264,4 +266,5 @@ def test_exec_bad_arguments_are_exit_2(
 
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and message in err
+    assert err.count("\n") == 1
+    assert message in err
