@@ -268,3 +268,13 @@ def test_exec_bad_arguments_are_exit_2(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert message in err
+
+
+@pytest.mark.parametrize(
+    "region", ["eu-west-2", "cn-north-1", "us-gov-west-1", "eusc-de-east-1", "us-iso-east-1"]
+)
+def test_every_partition_s_regions_are_known(region: str) -> None:
+    from token_client.regions import resolve_region
+
+    assert resolve_region(region) == region
+    assert resolve_region(None, environ={"AWS_DEFAULT_REGION": region}) == region

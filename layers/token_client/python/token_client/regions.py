@@ -61,6 +61,7 @@ def resolve_region(
     session: Any = None,
     arn: str | None = None,
     environ: dict[str, str] | os._Environ[str] | None = None,
+    also: str = "",
 ) -> str:
     """The region to use, checked against botocore's data; ``SetupError`` when there is none."""
     env = os.environ if environ is None else environ
@@ -72,5 +73,5 @@ def resolve_region(
         or _session_region(session)
     )
     if not region:
-        raise SetupError(NO_REGION)
+        raise SetupError(NO_REGION + also)
     return check_region(region)

@@ -132,7 +132,9 @@ class LambdaTransport:
         session = session or (new_session() if needs_region else None)
         if needs_region:  # never a silent default region (CONTRACT section 9)
             try:
-                resolved_region = resolve_region(region, session=session, arn=function_name)
+                resolved_region = resolve_region(
+                    region, session=session, arn=function_name, also="; or give the function's ARN"
+                )
             except BotoCoreError as exc:  # an unknown profile, say
                 raise local_problem(exc) from exc
             if client is None:
