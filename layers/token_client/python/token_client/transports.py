@@ -32,6 +32,8 @@ from token_client.errors import (
     UpstreamUnavailable,
 )
 from token_client.identity import IdentityProver, audience_for
+from token_client.proxies import ProxyAwarePool
+from token_client.regions import NO_REGION, resolve_region
 
 
 class Transport(Protocol):
@@ -63,6 +65,16 @@ def _payload(scopes: tuple[str, ...], min_validity: int | None, rejected: str | 
     return payload
 
 
+_EXPIRED = "AWS says the credentials have expired ({}): refresh them (aws sso login, a new session token)"
+REFUSED_CREDENTIALS = {
+    "UnrecognizedClientException": "AWS refused the credentials (UnrecognizedClientException): check them",
+    "InvalidSignatureException": "AWS refused the credentials (InvalidSignatureException): check the secret",
+    "ExpiredTokenException": _EXPIRED.format("ExpiredTokenException"),
+    "ExpiredToken": _EXPIRED.format("ExpiredToken"),
+    "RequestExpired": "AWS says the request expired (RequestExpired): check this machine's clock",
+}
+
+
 def new_session(profile: str | None = None) -> Any:
     """A botocore session (the default credential chain, or a named profile). boto3 is not needed."""
     return botocore.session.Session(profile=profile)
@@ -74,7 +86,7 @@ def local_problem(exc: BotoCoreError) -> TokenClientError:
     if isinstance(exc, ProfileNotFound):
         return SetupError(f"{exc} (check --profile or AWS_PROFILE; profiles live in ~/.aws/config)")
     if isinstance(exc, NoRegionError):
-        return SetupError("no AWS region: pass --region or set AWS_REGION (or a profile's region)")
+        return SetupError(NO_REGION)
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return SetupError(
             "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
@@ -109,17 +121,23 @@ class LambdaTransport:
         prover: IdentityProver | None = None,
     ) -> None:
         self._function = function_name
-        arn_region = function_name.split(":")[3] if function_name.startswith("arn:") else None
-        session = session or (
-            new_session() if client is None or (prove_identity and prover is None) else None
-        )
-        resolved_region = region or arn_region or _session_region(session) or "us-east-1"
-        if client is None:
-            client = session.create_client("lambda", region_name=resolved_region, endpoint_url=endpoint_url)
+        needs_region = client is None or (prove_identity and prover is None)
+        session = session or (new_session() if needs_region else None)
+        if needs_region:  # never a silent default region (CONTRACT section 9)
+            try:
+                resolved_region = resolve_region(
+                    region, session=session, arn=function_name, also="; or give the function's ARN"
+                )
+            except BotoCoreError as exc:  # an unknown profile, say
+                raise local_problem(exc) from exc
+            if client is None:
+                client = session.create_client(
+                    "lambda", region_name=resolved_region, endpoint_url=endpoint_url
+                )
+            # By default every invoke carries a proof of who calls, so the vendor applies CALLER_POLICY.
+            if prover is None and prove_identity:
+                prover = IdentityProver(session, resolved_region, audience_for(function_name))
         self._client = client
-        # By default every invoke carries a proof of who calls, so the vendor applies CALLER_POLICY to it.
-        if prover is None and prove_identity:
-            prover = IdentityProver(session, resolved_region, audience_for(function_name))
         self._prover = prover
 
     def fetch(
@@ -142,8 +160,8 @@ class LambdaTransport:
                 raise SetupError(
                     f"no function {self._function} (check the name, the region and AWS_ENDPOINT_URL_LAMBDA)"
                 ) from exc
-            if code in ("UnrecognizedClientException", "InvalidSignatureException"):
-                raise SetupError(f"AWS refused the credentials ({code})") from exc
+            if code in REFUSED_CREDENTIALS:
+                raise SetupError(REFUSED_CREDENTIALS[code]) from exc
             raise TransportError(f"Lambda invoke failed: {code or 'error'}") from exc
         except BotoCoreError as exc:
             raise local_problem(exc) from exc
@@ -169,7 +187,7 @@ class HttpTransport:
         *,
         session: Any = None,
         region: str | None = None,
-        pool: urllib3.PoolManager | None = None,
+        pool: urllib3.PoolManager | ProxyAwarePool | None = None,
         timeout: float = 10.0,
         service: str | None = None,
     ) -> None:
@@ -178,7 +196,7 @@ class HttpTransport:
         self._session = session or new_session()
         # SigV4 must name the API's region: take it from an execute-api host, else the session's.
         self._region = region or region_of(url) or _session_region(self._session) or "us-east-1"
-        self._pool = pool or urllib3.PoolManager(retries=False)
+        self._pool = pool or ProxyAwarePool(retries=False)  # HTTPS_PROXY and NO_PROXY as botocore reads them
         self._timeout = timeout
 
     def fetch(
