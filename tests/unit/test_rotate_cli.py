@@ -150,3 +150,35 @@ def test_no_key_set_without_the_live_key_is_ever_written() -> None:
     with pytest.raises(RotationRefused):
         Idm("https://tenant.example", "acct", "token", http=http).change(lambda keys: [*keys, other], live)
     assert http.requests == ["GET", "GET"]  # two reads, no write
+
+
+@pytest.mark.parametrize(
+    ("env", "argv", "says"),
+    [
+        ({}, [], "no AWS region"),
+        ({}, ["--region", "eu-wst-2"], "unknown AWS region 'eu-wst-2'"),
+        ({"AWS_REGION": "eu-wst-2"}, [], "unknown AWS region 'eu-wst-2'"),
+    ],
+)
+def test_rotate_never_falls_back_to_a_region_silently(
+    env: dict[str, str],
+    argv: list[str],
+    says: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """CONTRACT section 9: the CLI honours AWS_REGION and AWS_DEFAULT_REGION and never falls back to a
+    region silently; an unknown region is exit 7 with a one-line hint, before any AWS call."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AIC_ADMIN_TOKEN", "test-admin-token")
+
+    code = run(["--function", "rot", "--idm-url", "https://t.example", *argv], out=io.StringIO())
+
+    err = capsys.readouterr().err
+    assert code == 7, err
+    assert err.count("\n") == 1
+    assert says in err

@@ -347,7 +347,11 @@ def run(argv: list[str], *, lambda_client: Any = None, out: Any = None) -> int:
             )
         token = _admin_token(args)
         if lambda_client is None:
-            lambda_client = new_session(args.profile).create_client("lambda", region_name=args.region)
+            from token_client.regions import resolve_region
+
+            session = new_session(args.profile)
+            region = resolve_region(args.region, session=session, arn=args.function)
+            lambda_client = session.create_client("lambda", region_name=region)
         current, numbers, status = _current(lambda_client, args.function)
         account = args.account or current.get("account")
         if not account:
