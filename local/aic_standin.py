@@ -98,6 +98,7 @@ class StandInState:
     lifetime: int = TOKEN_LIFETIME  # expires_in of the tokens it issues
     revoked: set[str] = field(default_factory=set)
     assertions: list[str] = field(default_factory=list)
+    peers: list[int] = field(default_factory=list)  # each token request's client port (one per connection)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -293,6 +294,16 @@ class AICStandIn:
         with self.state.lock:
             return list(self.state.issued)
 
+    def token_request_ports(self) -> list[int]:
+        """The client's port of every token request so far: requests on one connection share one."""
+        with self.state.lock:
+            return list(self.state.peers)
+
+    def issued_jtis(self) -> dict[str, str]:
+        """The ``jti`` of the assertion behind each issued token, by token."""
+        with self.state.lock:
+            return {token: issued.jti for token, issued in self.state.issued.items()}
+
     def assertions_seen(self) -> list[str]:
         with self.state.lock:
             return list(self.state.assertions)
@@ -332,8 +343,9 @@ class AICStandIn:
                     self._send(404, b'{"code":404,"reason":"Not Found"}')
                     return
                 form = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
-                if "assertion" in form:
-                    with standin.state.lock:
+                with standin.state.lock:
+                    standin.state.peers.append(self.client_address[1])
+                    if "assertion" in form:
                         standin.state.assertions.append(form["assertion"])
                 fault = standin._next_fault()
                 if fault is not None and self._apply(fault):

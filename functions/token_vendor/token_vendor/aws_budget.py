@@ -34,6 +34,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from token_vendor import snapshot
 from token_vendor.deadline import Deadline
 
 CONNECT_TIMEOUT = 0.5
@@ -114,7 +115,7 @@ class BoundedClient:
         self._client = client
         self._read_timeout = read_timeout
         self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._rng = rng or snapshot.fresh_random()  # jitter: re-seeded after a restore
         client.meta.events.register("before-send", self._before_send)
 
     @property

@@ -30,6 +30,7 @@ import urllib3
 import urllib3.connection
 from urllib3.util.ssl_match_hostname import CertificateError
 
+from token_vendor import snapshot
 from token_vendor.deadline import Deadline
 from token_vendor.settings import Egress
 from token_vendor.watchdog import Watchdog, shut_down
@@ -57,6 +58,7 @@ class _Current(threading.local):
 
 _current = _Current()
 _WATCHDOG = Watchdog()
+snapshot.after_restore(_WATCHDOG.restart)  # its thread is not in a copy of the process
 
 
 def _watch(connection: urllib3.connection.HTTPConnection) -> None:
@@ -146,6 +148,14 @@ class _EgressPoolManager(urllib3.PoolManager):
             return super().urlopen(method, url, redirect, **kw)
         return self._through(proxy).urlopen(method, url, redirect, **kw)
 
+    def renew(self) -> None:
+        """In a copy of the process (a fork, a SnapStart restore): close every pooled connection, direct
+        or through a proxy, and take a lock of this process (another thread may have held the old one)."""
+        self._lock = threading.Lock()
+        self.clear()
+        for manager in self._via.values():
+            manager.clear()
+
     def _through(self, proxy: str) -> urllib3.ProxyManager:
         with self._lock:
             if proxy not in self._via:
@@ -181,7 +191,9 @@ def endpoint_pool(
         "https": type("TLSPool", (_WatchedHTTPSPool,), {"ConnectionCls": https_conn, **bound}),
     }
     options = {"num_pools": 2, "maxsize": 4, "retries": False, **options}
-    return _EgressPoolManager(egress.proxies, classes, **options)
+    manager = _EgressPoolManager(egress.proxies, classes, **options)
+    snapshot.after_restore(manager.renew)  # a copy of the process never reuses this one's connections
+    return manager
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import botocore.session
 
+from token_vendor import snapshot
 from token_vendor.aws_budget import CLIENT_CONFIG, BoundedClient
 from token_vendor.bounded_http import endpoint_pool
 from token_vendor.envelope import Envelope
@@ -41,7 +42,9 @@ logger = logging.getLogger("token_vendor").getChild(__name__)
 def _client(session: botocore.session.Session, service: str) -> Any:
     """A client whose every call ends by the vend's deadline (aws_budget): timeouts and attempts come
     from the time left, not from fixed settings."""
-    return BoundedClient(session.create_client(service, config=CLIENT_CONFIG))
+    client = session.create_client(service, config=CLIENT_CONFIG)
+    snapshot.after_restore(client.close)  # a copy of the process (SnapStart) opens its own connections
+    return BoundedClient(client)
 
 
 def build_vendor(

@@ -21,7 +21,7 @@ from urllib.parse import urlencode, urlsplit
 import urllib3
 import urllib3.connection
 
-from token_vendor import bounded_http
+from token_vendor import bounded_http, snapshot
 from token_vendor.assertion import Assertion
 from token_vendor.deadline import Deadline
 from token_vendor.errors import UpstreamRejected, UpstreamUnavailable
@@ -176,7 +176,7 @@ class TokenEndpoint:
         self._metrics = metrics
         self._sleep = sleep
         self._wall_clock = wall_clock
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._rng = rng or snapshot.fresh_random()  # jitter: re-seeded after a restore
         self._max_attempts = max_attempts
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
