@@ -55,25 +55,27 @@ def _median(runs: list[dict[str, Any]], *path: str) -> float:
     return statistics.median(values)
 
 
+def _row(runs: list[dict[str, Any]], label: str, *path: str, cpu: str | None = None) -> str:
+    cpu_ms = _median(runs, "cpu_ms", cpu) if cpu else None
+    return f"| {label} | {_median(runs, *path):.1f} | {'' if cpu_ms is None else f'{cpu_ms:.1f}'} |"
+
+
 def report(walls: list[float], runs: list[dict[str, Any]], imports: dict[str, float]) -> list[str]:
     lines = [
-        "| phase (built artefact, CPython 3.13, first vend a table hit) | median ms |",
-        "| --- | --- |",
-        f"| whole process (interpreter start to exit) | {statistics.median(walls):.1f} |",
-        f"| in process: imports, init and the first vend | {_median(runs, 'in_process_ms'):.1f} |",
-        f"| import botocore.session | {_median(runs, 'botocore_import_ms'):.1f} |",
-        f"| rest of the handler's import and init | {_median(runs, 'init_ms'):.1f} |",
+        "| phase (built artefact, CPython 3.13, first vend a table hit) | median ms | CPU ms |",
+        "| --- | --- | --- |",
+        f"| whole process (interpreter start to exit) | {statistics.median(walls):.1f} | |",
+        _row(runs, "in process: imports, init and the first vend", "in_process_ms", cpu="in_process"),
+        _row(runs, "import botocore.session", "botocore_import_ms", cpu="botocore_import"),
+        _row(runs, "rest of the handler's import and init", "init_ms", cpu="init"),
     ]
     for service in sorted({s for run in runs for s in run["clients_ms"]}):
-        at_init = _median(runs, "clients_at_init_ms", service)
-        lines.append(
-            f"| create_client('{service}') | {_median(runs, 'clients_ms', service):.1f}"
-            f"{' (init)' if at_init else ' (first vend)'} |"
-        )
-    lines.append(f"| first vend, whole | {_median(runs, 'first_vend_ms'):.1f} |")
+        when = "init" if _median(runs, "clients_at_init_ms", service) else "first vend"
+        lines.append(_row(runs, f"create_client('{service}') ({when})", "clients_ms", service, cpu=service))
+    lines.append(_row(runs, "first vend, whole", "first_vend_ms", cpu="first_vend"))
     for operation in sorted({o for run in runs for o in run["calls_ms"]}):
-        lines.append(f"| {operation} (first call) | {_median(runs, 'calls_ms', operation):.1f} |")
-    lines.append(f"| modules loaded | {_median(runs, 'modules'):.0f} |")
+        lines.append(_row(runs, f"{operation} (first call)", "calls_ms", operation, cpu=operation))
+    lines.append(f"| modules loaded | {_median(runs, 'modules'):.0f} | |")
     lines += ["", "| top-level package (`-X importtime`, self time, one run) | ms |", "| --- | --- |"]
     lines += [f"| {name} | {ms:.1f} |" for name, ms in list(imports.items())[:14]]
     return lines

@@ -38,6 +38,7 @@ class RestoredRuns:
             text=True,
         )
         self.init_ms = float(self._read()["init_ms"])
+        self.cpu_us: list[float] = []  # the copy's CPU time, from the fork to the end of its first vend
 
     def _read(self) -> dict[str, Any]:
         assert self._process.stdout is not None
@@ -51,6 +52,7 @@ class RestoredRuns:
         child, parent = self._read(), self._read()
         if "error" in child or parent.get("status") != 0:
             raise RuntimeError(f"the restored copy did not vend: {child}, {parent}")
+        self.cpu_us.append(float(child["cpu_ms"]) * 1000.0)
         return float(child["elapsed_ms"]) * 1000.0  # microseconds, as the bench's other timings
 
     def close(self) -> None:

@@ -109,7 +109,9 @@ for line in sys.stdin:
     if pid == 0:
         inherited = sockets() & parent_sockets  # the parent's connections still open here
         outcome = vend(command, started)
-        answer({**outcome, "inherited_open": len(inherited), "reused": len(sockets() & parent_sockets)})
+        cpu_ms = time.process_time() * 1000  # a forked child's CPU times start at zero
+        reused = len(sockets() & parent_sockets)
+        answer({**outcome, "cpu_ms": cpu_ms, "inherited_open": len(inherited), "reused": reused})
         os._exit(0)
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
