@@ -79,10 +79,12 @@ CALL_SITES: dict[tuple[str, str, str], frozenset[str]] = {
     ("token_table", "release", "update_item"): VENDING,
     ("table_use", "note_vended", "update_item"): VENDING,
     ("table_use", "recently_vended", "scan"): frozenset({VENDOR}),  # the scheduled refresh only
+    ("table_use", "_counted", "update_item"): frozenset({VENDOR}),  # the scheduled refresh's fleet count
     ("rotation", "_stages", "describe_secret"): frozenset({ROTATION}),
     ("rotation", "_key", "get_secret_value"): frozenset({ROTATION}),
     ("rotation", "create", "put_secret_value"): frozenset({ROTATION}),
     ("rotation", "finish", "update_secret_version_stage"): frozenset({ROTATION}),
+    ("rotation", "_label", "update_secret_version_stage"): frozenset({ROTATION}),  # the AICTESTED label
 }
 
 
@@ -102,7 +104,7 @@ def aws_calls_in_the_code() -> dict[tuple[str, str, str], str]:
     """Every ``<client>.<operation>(`` in the package: (module, enclosing function, method) -> IAM action."""
     operations = _operations()
     found: dict[tuple[str, str, str], str] = {}
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         for function in ast.walk(ast.parse(path.read_text())):
             if not isinstance(function, ast.FunctionDef):
                 continue
