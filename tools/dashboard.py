@@ -154,10 +154,8 @@ def _body_lines() -> list[str]:
     """The dashboard JSON, one line per widget head and per metric, indented for the YAML block."""
     lines = ["{", '  "widgets": [']
     for slot, entry in enumerate(WIDGETS):
-        if entry == HTTP_SLOT:
-            lines.append(
-                f"    {HTTP_SLOT}"
-            )  # Fn::Sub writes the front's widget and its comma here, or nothing
+        if isinstance(entry, str):  # HTTP_SLOT: Fn::Sub writes the front's widget and its comma, or nothing
+            lines.append(f"    {entry}")
             continue
         title, metrics = entry
         head = json.dumps(widget(slot, title, []))
