@@ -30,7 +30,7 @@ def test_the_schedule_name_fits_for_any_stack_name(variants: dict[str, dict[str,
 
 def test_only_the_consumers_layer_outlives_the_stack(variants: dict[str, dict[str, Any]]) -> None:
     """The vendor's own dependencies go with the stack and with each new version; consumers pin the
-    client layer's version ARN, so its versions stay, and the README says so."""
+    client layer's version ARN, so its versions stay, and docs/deploy.md says so."""
     for template in variants.values():
         layers = {n: r for n, r in template["Resources"].items() if r["Type"] == "AWS::Lambda::LayerVersion"}
         policy = {re.sub(r"[0-9a-f]{10}$", "", n): r.get("DeletionPolicy") for n, r in layers.items()}

@@ -19,7 +19,7 @@ def test_every_output_key_the_readme_queries_exists() -> None:
     queried = set(re.findall(r"OutputKey=='(\w+)'", readme)) | set(
         re.findall(r"\bout [\w-]+ (\w+)\)", readme)
     )
-    assert queried, "the README queries no outputs"
+    assert queried, "the pages query no outputs"
     assert queried <= set(outputs), queried - set(outputs)
 
 
@@ -31,7 +31,7 @@ def test_every_parameter_the_readme_sets_exists() -> None:
     )
     environment = {n for n in named if n.isupper() or "_" in n}
     template_names = named - environment
-    assert template_names, "the README sets no template parameters"
+    assert template_names, "the pages set no template parameters"
     assert template_names <= set(parameters), template_names - set(parameters)
 
 
