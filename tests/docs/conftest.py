@@ -40,12 +40,12 @@ class DocWorld:
     url: ApiFront
     invoke: LocalLambda
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, region: str = REGION) -> Any:
         session = boto3.session.Session(
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
             aws_session_token="testing",
-            region_name=REGION,
+            region_name=region,
         )
         return session.client(service, endpoint_url=self.stack.aws.endpoint)  # type: ignore[call-overload]
 
@@ -79,22 +79,28 @@ def _create_stacks(world: DocWorld, table: str) -> None:
         },
         "Outputs": outputs,
     }
-    cloudformation = world.client("cloudformation")
-    for name in ("aic-token-vendor-prod", "aic-token-vendor-dev"):
-        cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))
+    for region in (REGION, "us-east-1"):  # us-east-1: where the local endpoints are (a shell set to it)
+        cloudformation = world.client("cloudformation", region)
+        for name in ("aic-token-vendor-prod", "aic-token-vendor-dev"):
+            cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))
 
 
 @pytest.fixture(scope="module")
 def doc_world(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocWorld]:
     from token_vendor import app
+    from token_vendor.rotation import rotation_handler
 
+    # A secret of the world's own: the operations page's rotation moves its staging labels.
+    secret_id = "token-vendor/doc-world"
+    stack.client("secretsmanager").create_secret(Name=secret_id, SecretString=stack.secret_for(stack.key))
     saved = dict(os.environ)
-    os.environ.update(stack.function_env())  # the handlers below run in this process, as in the e2e tests
+    # The handlers below run in this process, as in the e2e tests.
+    os.environ.update(stack.function_env(SERVICE_ACCOUNT_SECRET_ID=secret_id))
     app.reset_runtime()
     identities = {LOCAL_DEVELOPER.access_key: LOCAL_DEVELOPER}
     rest = ApiFront(app.http_handler, identities).start()
     url = ApiFront(app.http_handler, identities, function_url=True).start()
-    invoke = LocalLambda({"token-vendor": app.lambda_handler}).start()
+    invoke = LocalLambda({"token-vendor": app.lambda_handler, "key-rotation": rotation_handler}).start()
     bin_dirs = [str(REPO / ".venv" / "bin"), str(REPO / ".venv-clients" / "bin")]
     home = tmp_path_factory.mktemp("home")  # no aws config of the machine's user
     env = {
@@ -127,8 +133,11 @@ def doc_world(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    """A directory as the pages assume it: the downloaded key.jwk, a caller policy, the clone's .venv."""
+def workdir(tmp_path: Path, doc_world: DocWorld) -> Path:
+    """A directory as the pages assume it: the downloaded key.jwk, a caller policy, the clone's .venv,
+    and the tenant administrator's token (operations, "The administrator's token")."""
+    CANARY.add_secret(doc_world.stack.standin.admin_token, "AIC admin token")
+    (tmp_path / "admin-token").write_text(doc_world.stack.standin.admin_token)
     key = new_rsa_key()
     CANARY.register_key(key)
     (tmp_path / "key.jwk").write_text(json.dumps(private_jwk(key)))

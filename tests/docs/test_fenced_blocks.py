@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,8 +24,27 @@ BLOCKS = all_blocks()
 TOKEN_PREFIX = "eyJ0eXAi"  # every token the AIC stand-in issues starts so
 
 
+# Blocks that fail today for a reason outside the pages, each with its reason; strict, so a fix shows.
+KNOWN_FAILURES = {
+    "aic-token rotate": (
+        "aic-token rotate --function ARN signs for the shell's region (here eu-west-2, as operations.md "
+        "exports it), not the ARN's (the local endpoints' us-east-1), unlike aic-token --function: the "
+        "client CLI's region handling (issue 34, items 3-4)"
+    ),
+}
+
+
 def _of(*kinds: str) -> list[Block]:
     return [b for b in BLOCKS if b.kind in kinds]
+
+
+def _params(*kinds: str) -> list[object]:
+    params = []
+    for block in _of(*kinds):
+        known = [reason for text, reason in KNOWN_FAILURES.items() if text in block.text]
+        marks = [pytest.mark.xfail(reason=known[0], strict=True)] if known else []
+        params.append(pytest.param(block, id=block.id, marks=marks))
+    return params
 
 
 def test_every_block_is_run_or_says_why_not() -> None:
@@ -72,7 +92,7 @@ def _run_shell(
     )
 
 
-@pytest.mark.parametrize("block", _of("shell", "shell-prelude"), ids=lambda b: b.id)
+@pytest.mark.parametrize("block", _params("shell", "shell-prelude"))
 def test_shell_block_runs_against_the_local_stack(block: Block, doc_world: DocWorld, workdir: Path) -> None:
     doc_world.fresh_secret(created_by_block="create-secret" in block.text)
     invokes = re.search(r"aic-token(?![\w-])", block.text) is not None  # the CLI, not a stack's name
@@ -101,6 +121,29 @@ def test_a_failed_vend_fails_the_smoke_test_line(doc_world: DocWorld, workdir: P
 
     assert result.returncode != 0
     assert "e3b0c44298fc" not in result.stdout  # sha256 of nothing
+
+
+def _current_version(secrets: Any, secret_id: str) -> str:
+    versions = secrets.list_secret_version_ids(SecretId=secret_id)["Versions"]
+    return next(str(v["VersionId"]) for v in versions if "AWSCURRENT" in v["VersionStages"])
+
+
+def test_the_rotation_block_rotates_the_key_from_a_shell_in_the_functions_region(
+    doc_world: DocWorld, workdir: Path
+) -> None:
+    """Operations, "Rotating the key": the dry run changes nothing, the run promotes a key AIC accepted."""
+    rotation = next(b for b in _of("shell") if "aic-token rotate" in b.text)
+    prelude = _preludes(rotation).replace("eu-west-2", "us-east-1")  # the local endpoints' region
+    secrets = doc_world.client("secretsmanager", "us-east-1")
+    before = _current_version(secrets, "token-vendor/doc-world")
+
+    result = _run_shell(prelude + rotation.text, doc_world, workdir)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("dry run: would create a pending key"), result.stdout
+    assert "promoted:" in result.stdout, result.stdout
+    assert _current_version(secrets, "token-vendor/doc-world") != before
+    assert doc_world.stack.standin.admin_token not in result.stdout + result.stderr
 
 
 def test_the_logging_role_check_prints_nothing_without_a_role(doc_world: DocWorld, workdir: Path) -> None:
