@@ -1,7 +1,8 @@
 """The documentation pages and their ```-fenced blocks, each with the marker written just before it.
 
 A marker is an HTML comment on the line right before the opening fence (indented like the fence):
-``<!-- run: KIND -->`` (a test runs the block; ``KINDS`` says how) or ``<!-- not run: REASON -->``.
+``<!-- run: KIND -->`` (a test runs the block; ``KINDS`` says how; words after the kind are a note for the
+reader) or ``<!-- not run: REASON -->``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ MARKER = re.compile(r"^\s*<!-- (?:(?P<run>run): (?P<kind>.+?)|not run: (?P<reaso
 KINDS = {
     "shell": "bash -e -o pipefail, against the local stack (moto holds the stacks' outputs)",
     "shell-prelude": "as shell, and run again before every later shell block of its page",
+    "shell-first-aws-call": "bash with no AWS credentials (y on stdin): it gets as far as its first AWS call",
     "python": "a fresh interpreter, against the local stack",
     "json": "parsed",
     "iam-policy": "parsed, and checked as an IAM policy document",
@@ -59,6 +61,8 @@ def blocks_of(text: str, page: str) -> list[Block]:
         body = "\n".join(line[indent:] for line in lines[i + 1 : end]) + "\n"
         marker = MARKER.match(lines[i - 1]) if i > 0 else None
         kind = marker["kind"] if marker and marker["run"] else None
+        if kind is not None and not SAME_AS.match(kind):
+            kind = kind.split()[0]  # "shell-first-aws-call (why)": the kind, then a note
         reason = marker["reason"] if marker else None
         found.append(Block(page, i + 1, opening["info"], body, kind, reason))
         i = end + 1

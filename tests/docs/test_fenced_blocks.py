@@ -9,6 +9,7 @@ against moto, ``aic-token`` and ``curl`` against the local fronts, and no output
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -100,6 +101,34 @@ def test_shell_block_runs_against_the_local_stack(block: Block, doc_world: DocWo
 
     assert result.returncode == 0, f"{block.id} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     assert TOKEN_PREFIX not in result.stdout + result.stderr, f"{block.id} printed a token"
+
+
+@pytest.mark.parametrize("block", _params("shell-first-aws-call"))
+def test_aws_only_block_gets_as_far_as_its_first_aws_call(block: Block, workdir: Path) -> None:
+    """No credentials at all: the command line is accepted (options, --query) and stops at the first call."""
+    if ".venv-sam/" in block.text and not (REPO / ".venv-sam" / "bin" / "sam").exists():
+        pytest.skip("no .venv-sam (make test and make build create it)")
+    (workdir / ".venv-sam").symlink_to(REPO / ".venv-sam")
+    env = {
+        "PATH": os.pathsep.join([str(REPO / ".venv-clients" / "bin"), os.environ["PATH"]]),
+        "HOME": str(workdir),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "eu-west-2",
+        "SAM_CLI_TELEMETRY": "0",
+    }
+    result = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", block.text],
+        input="y\n",
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode != 0, result.stdout
+    assert "Unable to locate credentials" in result.stderr, result.stderr
 
 
 def test_the_smoke_test_prints_one_fingerprint_per_line(doc_world: DocWorld, workdir: Path) -> None:
