@@ -76,14 +76,20 @@ def test_install_registers_with_the_runtime_hooks_when_lambda_provides_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hooks = tmp_path / f"{snapshot.RUNTIME_HOOKS}.py"
-    hooks.write_text("registered = []\ndef register_after_restore(f, *a, **k):\n    registered.append(f)\n")
+    hooks.write_text(
+        "registered, before = [], []\n"
+        "def register_after_restore(f, *a, **k):\n    registered.append(f)\n"
+        "def register_before_snapshot(f, *a, **k):\n    before.append(f)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(snapshot, "_installed", False)
     forks: list[object] = []
     monkeypatch.setattr(snapshot.os, "register_at_fork", lambda **kw: forks.append(kw["after_in_child"]))
     try:
         assert snapshot.install() is True
-        assert sys.modules[snapshot.RUNTIME_HOOKS].registered == [snapshot.renew]  # type: ignore[attr-defined]
+        hooks_module = sys.modules[snapshot.RUNTIME_HOOKS]
+        assert hooks_module.registered == [snapshot.renew]  # type: ignore[attr-defined]
+        assert hooks_module.before == [snapshot.before_snapshot]  # type: ignore[attr-defined]
         assert forks == [snapshot.renew]
     finally:
         sys.modules.pop(snapshot.RUNTIME_HOOKS, None)
@@ -95,3 +101,10 @@ def test_install_without_the_runtime_hooks_still_renews_after_a_fork(monkeypatch
     monkeypatch.setattr(snapshot.os, "register_at_fork", lambda **kw: forks.append(kw["after_in_child"]))
     assert snapshot.install() is False  # no snapshot_restore_py outside Lambda
     assert forks == [snapshot.renew]
+
+
+def test_before_a_snapshot_what_later_invocations_need_is_imported_and_nothing_started() -> None:
+    threads = threading.active_count()
+    snapshot.before_snapshot()
+    assert all(name in sys.modules for name in snapshot.SNAPSHOT_IMPORTS)
+    assert threading.active_count() == threads  # imports only: no thread, no connection (no sockets here)
