@@ -98,6 +98,17 @@ def us(value: float) -> str:
     return f"{value / 1000:.2f} ms" if value >= 1000 else f"{value:.1f} µs"
 
 
+def _set_wall(vendor: Any, wall: Callable[[], float]) -> None:
+    """Put a built vendor on the bench's clock: its collaborators, its table and the table's envelope."""
+    from token_vendor.vending import Clocks
+
+    vendor.context.clocks = Clocks(wall=wall)
+    vendor.table._clock = wall
+    vendor.table._uses._clock = wall  # the use records read the table's clock
+    if vendor.table._envelope is not None:
+        vendor.table._envelope._clock = wall
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -216,7 +227,7 @@ def main() -> int:
     request = VendRequest(normalise_scopes("fr:idm:*"), None, DIRECT_CALLER)
     deadline = Deadline.after(1e9, time.monotonic)
     table_vendor.vend(request, deadline)
-    dynamodb = table_vendor._table._client.unbounded  # the same client and settings the vendor uses
+    dynamodb = table_vendor.table._client.unbounded  # the same client and settings the vendor uses
     from token_vendor.cached_token import cache_key
 
     pk = cache_key(settings.tenant_fqdn, settings.secret_id, request.scopes)
@@ -248,7 +259,11 @@ def main() -> int:
 
     # The stand-in's own cost dominates both sides: more rounds than for the table hit.
     mints, posts, ratio = side_by_side(
-        lambda: table_vendor._mint(mint_request, deadline, None, None), bare_post, rounds=10, n=60, warmup=3
+        lambda: table_vendor.minter.mint(mint_request, deadline, None, None),
+        bare_post,
+        rounds=10,
+        n=60,
+        warmup=3,
     )
     record("mint (key from cache, sign, exchange), p50 / p99", f"{us(p50(mints))} / {us(p99(mints))}")
     record("bare POST to the stand-in + one sign, p50", us(p50(posts)))
@@ -265,7 +280,7 @@ def main() -> int:
     # -- stampede -------------------------------------------------------------------------------------
     say("\nstampede (8 simulated containers × 16 threads = 128-way)")
     from tests.integration.conftest import FakeWall  # the tests' movable wall clock
-    from token_vendor.vending import Clocks, TokenVendor
+    from token_vendor.vending import TokenVendor
 
     wall = FakeWall()
     counts: dict[str, int] = {}
@@ -278,11 +293,8 @@ def main() -> int:
 
     def container() -> TokenVendor:
         vendor = build_vendor(settings)
-        vendor._metrics = CountingSink()
-        vendor._clocks = Clocks(wall=wall)
-        vendor._table._clock = wall
-        if vendor._table._envelope is not None:
-            vendor._table._envelope._clock = wall
+        vendor.context.metrics = CountingSink()
+        _set_wall(vendor, wall)
         return vendor
 
     def stampede(scope: str, total: int = 1024) -> int:
@@ -321,10 +333,7 @@ def main() -> int:
         fleet = []
         for _ in range(4):
             vendor = build_vendor(fast)
-            vendor._clocks = Clocks(wall=clock)
-            vendor._table._clock = clock
-            if vendor._table._envelope is not None:
-                vendor._table._envelope._clock = clock
+            _set_wall(vendor, clock)
             fleet.append(vendor)
         refresher = ScheduledRefresher(
             fleet[0],
@@ -380,7 +389,7 @@ def main() -> int:
     # -- warm re-read -----------------------------------------------------------------------------------
     say("\nwarm re-read (a flush or a retirement reaches every warm container within a minute)")
     reader = container()
-    inner = reader._table._client
+    inner = reader.table._client
     reads = [0]
 
     class CountingReads:
@@ -391,7 +400,7 @@ def main() -> int:
             reads[0] += 1
             return inner.get_item(**kwargs)
 
-    reader._table._client = CountingReads()
+    reader.table._client = CountingReads()
     reread_request = VendRequest(normalise_scopes("bench:s999"), None, DIRECT_CALLER)
     reader.vend(reread_request, Deadline.after(30, time.monotonic))
     reads[0] = 0

@@ -95,7 +95,7 @@ def test_the_lease_winner_serves_a_short_lived_token_stored_a_moment_ago(
     stored = first.vend(direct("fr:idm:*"), budget()).token
     fresh_stack.standin.reset_counters()
     # As if it read the item before the store: nothing there.
-    second._read_table = lambda key: TableEntry(None, None, None)  # type: ignore[method-assign]
+    second.context.read_table = lambda key: TableEntry(None, None, None)  # type: ignore[method-assign]
 
     served = second.vend(direct("fr:idm:*"), budget())
 
@@ -124,7 +124,7 @@ def test_a_slow_lease_grant_shortens_the_work_not_the_lease(
     seen: list[float] = []
     vendor = make_vendor(lease_seconds=4.0)
     real_lease = vendor.table.try_lease
-    real_mint = vendor._mint
+    real_mint = vendor.minter.mint
 
     def slow_lease(*args: Any, **kwargs: Any) -> Any:
         entry = real_lease(*args, **kwargs)
@@ -136,7 +136,7 @@ def test_a_slow_lease_grant_shortens_the_work_not_the_lease(
         return real_mint(request, work, *args)
 
     vendor.table.try_lease = slow_lease  # type: ignore[method-assign]
-    vendor._mint = mint  # type: ignore[method-assign]
+    vendor.minter.mint = mint  # type: ignore[method-assign]
     vendor.vend(direct("fr:idm:*"), budget(30))
 
     assert seen
@@ -152,7 +152,7 @@ def test_a_reporter_waits_out_a_lapsed_lease_the_fleet_still_honours(
     first = make_vendor(wall=wall)
     old = first.vend(direct("fr:idm:*"), budget()).token.access_token
     reporter = make_vendor(wall=wall)
-    reporter._clocks.sleep = wall.advance  # its polls move the clock the lease is judged by
+    reporter.context.clocks.sleep = wall.advance  # its polls move the clock the lease is judged by
     # Another reporter took the retirement lease and died; its lease ended a second ago.
     assert first.table.try_retire(
         _key(first), "dead-reporter", 1.0, report("fr:idm:*", old).rejected or "", 30

@@ -108,7 +108,11 @@ def _rejection_values(now: float, key_version: str | None) -> dict[str, Any]:
     }
 
 
-class TokenTable(UseRecords):
+def _ignore(reason: str) -> None:
+    return None
+
+
+class TokenTable:
     def __init__(
         self,
         table_name: str,
@@ -116,19 +120,28 @@ class TokenTable(UseRecords):
         *,
         clock: Callable[[], float],
         envelope: Envelope | None = None,
+        on_misconfigured: Callable[[str], None] = _ignore,
     ) -> None:
         self._table = table_name
         self._client = client
         self._clock = clock
         self._envelope = envelope
-        # Told when KMS refuses for a reason that will not pass (the vendor logs it once, counts it).
-        self.on_misconfigured: Callable[[str], None] = lambda reason: None
-        # Late bound: the vendor sets on_misconfigured after building the table.
-        self._codec = ItemCodec(clock, envelope, lambda reason: self.on_misconfigured(reason))  # noqa: PLW0108
+        # ``on_misconfigured`` is told when KMS refuses for a reason that will not pass (the vendor's
+        # CacheHealth logs it once and counts it).
+        self._codec = ItemCodec(clock, envelope, on_misconfigured)
+        self._uses = UseRecords(table_name, client, clock=clock)
 
     @property
     def name(self) -> str:
         return self._table
+
+    def note_vended(self, key: str, now: float) -> None:
+        """Record a caller's use of the scope set (table_use.UseRecords holds the rule)."""
+        self._uses.note_vended(key, now)
+
+    def recently_vended(self, since: float, limit: int = 1000) -> list[RecentScopeSet]:
+        """Items a caller used after ``since`` (table_use.UseRecords holds the rule)."""
+        return self._uses.recently_vended(since, limit)
 
     def read(self, key: str) -> TableEntry:
         try:
