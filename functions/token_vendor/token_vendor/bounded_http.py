@@ -21,6 +21,7 @@ import urllib3
 import urllib3.connection
 
 from token_vendor.deadline import Deadline
+from token_vendor.errors import NoAnswer as NoAnswer  # noqa: PLC0414  (re-exported: callers catch bounded_http.NoAnswer)
 from token_vendor.watchdog import Watchdog, shut_down
 
 
@@ -79,17 +80,6 @@ class Answer:
     status: int
     headers: Mapping[str, str]
     body: bytes  # at most max_body + 1 bytes: one more says "too long"
-
-
-class NoAnswer(Exception):
-    """No complete answer. ``sent``: the request may have been processed (a retry may cost a token);
-    ``unresolved``: the host name does not resolve."""
-
-    def __init__(self, reason: str, *, sent: bool, unresolved: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.sent = sent
-        self.unresolved = unresolved
 
 
 def post(

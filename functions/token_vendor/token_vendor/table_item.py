@@ -21,7 +21,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from token_vendor.cached_token import CachedToken
-from token_vendor.envelope import Envelope, EnvelopeError, Sealed
+from token_vendor.envelope import Envelope, Sealed
+from token_vendor.errors import CacheMisconfigured, CacheUnavailable, EnvelopeError
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 
@@ -42,14 +43,6 @@ MAX_REJECTION_SECONDS = 120.0
 MAX_BACKOFF_SECONDS = 120.0
 ANY_VERSION = "*"  # a rejection that holds whatever the secret version (invalid_scope)
 REMEMBERED_CODES = frozenset({"invalid_scope", "invalid_client", "invalid_grant"})
-
-
-class CacheUnavailable(Exception):
-    """DynamoDB (or KMS for the cache) failed: the caller degrades to minting without the shared cache."""
-
-
-class CacheMisconfigured(CacheUnavailable):
-    """DynamoDB or KMS refused for a reason that will not pass (no table, access denied, key disabled)."""
 
 
 @dataclass(frozen=True)

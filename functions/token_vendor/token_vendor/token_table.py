@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from token_vendor.cached_token import CachedToken, fingerprint
 from token_vendor.envelope import Envelope
+from token_vendor.errors import CacheMisconfigured, CacheUnavailable
 from token_vendor.table_item import (
     ANY_VERSION,
     LEASE_CLOCK_TOLERANCE,
@@ -33,8 +34,6 @@ from token_vendor.table_item import (
     MAX_LEASE_SECONDS,
     MAX_REJECTION_SECONDS,
     REMEMBERED_CODES,
-    CacheMisconfigured,
-    CacheUnavailable,
     ItemCodec,
     RecentScopeSet,
     Rejection,
