@@ -20,8 +20,8 @@ from tests.integration.test_retirement import report
 from token_vendor.cached_token import cache_key
 from token_vendor.deadline import Deadline
 from token_vendor.errors import UpstreamRejected
-from token_vendor.fleet_lease import exchange_deadline
-from token_vendor.table_item import LEASE_CLOCK_TOLERANCE, TableEntry
+from token_vendor.fleet_lease import LEASE_CLOCK_TOLERANCE, exchange_deadline
+from token_vendor.table_item import TableEntry
 from token_vendor.vendor_state import MIN_WORK_SECONDS
 
 pytestmark = pytest.mark.integration

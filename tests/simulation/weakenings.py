@@ -65,7 +65,7 @@ def _retire_breaking(self: TokenTable, key: str, holder: str, *args: Any, **kwar
             TableName=self._table,
             Key={"pk": {"S": key}},
             UpdateExpression="REMOVE expires_at, #t, token_ct, token_nonce, token_key, fingerprint",
-            ConditionExpression=token_table._FENCE,
+            ConditionExpression=fleet_lease.FENCE,
             ExpressionAttributeNames={"#t": "token"},
             ExpressionAttributeValues={":h": {"S": holder}},
         )
@@ -85,11 +85,11 @@ _ORIGINAL: dict[str, Any] = {
 WEAKENINGS: dict[str, Weakening] = {
     "fence": Weakening(
         "a token is stored only by the holder of the lease",
-        lambda: [(token_table, "_FENCE", f"(lease_holder = :h OR {ALWAYS})")],
+        lambda: [(fleet_lease, "FENCE", f"(lease_holder = :h OR {ALWAYS})")],
     ),
     "lease": Weakening(
         "only one holder of the lease at a time",
-        lambda: [(token_table, "_LEASE_FREE", f"({ALWAYS} OR :now = :far OR :num = :num)")],
+        lambda: [(fleet_lease, "LEASE_FREE", f"({ALWAYS} OR :now = :far OR :num = :num)")],
     ),
     "rate-limit": Weakening(
         "a scope set is retired at most once per MIN_REFRESH_INTERVAL_SECONDS",

@@ -20,7 +20,13 @@ from token_vendor.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from token_vendor.fleet_lease import FleetLease, exchange_deadline
+from token_vendor.fleet_lease import (
+    LEASE_MARGIN_SECONDS,
+    POLL_FIRST,
+    POLL_MAX,
+    FleetLease,
+    exchange_deadline,
+)
 from token_vendor.minting import Minter
 from token_vendor.token_table import (
     CacheUnavailable,
@@ -29,11 +35,8 @@ from token_vendor.token_table import (
 )
 from token_vendor.vend_request import VendRequest
 from token_vendor.vendor_state import (
-    LEASE_MARGIN_SECONDS,
     MAX_LOCAL_RETIREMENTS,
     MIN_WORK_SECONDS,
-    POLL_FIRST,
-    POLL_MAX,
     Pending,
     VendContext,
     Vended,

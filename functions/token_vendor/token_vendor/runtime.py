@@ -25,7 +25,7 @@ from token_vendor.aws_budget import CLIENT_CONFIG, BoundedClient
 from token_vendor.coordination import KeyLocks
 from token_vendor.envelope import Envelope
 from token_vendor.errors import ConfigurationError
-from token_vendor.fleet_lease import FleetLease
+from token_vendor.fleet_lease import LEASE_SECONDS, FleetLease
 from token_vendor.key_source import KeySource
 from token_vendor.memory_cache import MemoryCache
 from token_vendor.minting import Minter
@@ -34,7 +34,7 @@ from token_vendor.settings import Settings, load_settings
 from token_vendor.token_endpoint import TokenEndpoint
 from token_vendor.token_table import TokenTable
 from token_vendor.vending import SlowPath, TokenVendor
-from token_vendor.vendor_state import LEASE_SECONDS, CacheHealth, Clocks, MetricsSink, NoMetrics, VendContext
+from token_vendor.vendor_state import CacheHealth, Clocks, MetricsSink, NoMetrics, VendContext
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

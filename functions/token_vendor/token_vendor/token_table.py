@@ -23,15 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from token_vendor import fleet_lease
 from token_vendor.cached_token import CachedToken, fingerprint
 from token_vendor.envelope import Envelope
 from token_vendor.errors import CacheMisconfigured, CacheUnavailable
+from token_vendor.fleet_lease import MAX_CLOCK_DIFFERENCE
 from token_vendor.table_item import (
     ANY_VERSION,
-    LEASE_CLOCK_TOLERANCE,
     MAX_BACKOFF_SECONDS,
-    MAX_CLOCK_DIFFERENCE,
-    MAX_LEASE_SECONDS,
     MAX_REJECTION_SECONDS,
     REMEMBERED_CODES,
     ItemCodec,
@@ -64,14 +63,7 @@ __all__ = [
 ]
 
 
-# Keeps an item that only ever held a lease or a rejection from lingering forever.
-_LEASE_ITEM_TTL = 3600
-# The lease is free: absent, lapsed (by more than the clocks of two containers may differ), forged (further
-# ahead than any holder sets) or malformed.
-_LEASE_FREE = (
-    "(attribute_not_exists(lease_until) OR lease_until < :lapsed OR lease_until > :far"
-    " OR NOT attribute_type(lease_until, :num))"
-)
+# The lease's conditions (free, fence) and values are fleet_lease's, read from there at each call.
 # No remembered rejection holds for this key version (CONTRACT section 8): absent, over, forged or malformed,
 # of another secret version than the one in use, or a code this vendor never writes (planted).
 _NO_REJECTION_HOLDS = (
@@ -80,21 +72,6 @@ _NO_REJECTION_HOLDS = (
     " OR (attribute_exists(neg_version) AND neg_version <> :any AND neg_version <> :ver)"
     " OR (attribute_exists(neg_code) AND neg_code <> :c1 AND neg_code <> :c2 AND neg_code <> :c3))"
 )
-# The fence: a token is written only by the holder of the lease (a lapsed holder taken over writes nothing).
-_FENCE = "lease_holder = :h"
-
-
-def _lease_values(holder: str, seconds: float, now: float) -> dict[str, Any]:
-    """What every lease write sets and checks: holder, end, a TTL past the lease, and the free-lease test."""
-    return {
-        ":h": {"S": holder},
-        ":u": {"N": repr(now + seconds)},
-        ":now": {"N": repr(now)},
-        ":lapsed": {"N": repr(now - LEASE_CLOCK_TOLERANCE)},
-        ":ttl": {"N": str(int(now + seconds) + _LEASE_ITEM_TTL)},
-        ":far": {"N": repr(now + MAX_LEASE_SECONDS)},
-        ":num": {"S": "N"},
-    }
 
 
 def _rejection_values(now: float, key_version: str | None) -> dict[str, Any]:
@@ -170,10 +147,10 @@ class TokenTable:
         secret version than ``key_version`` does not hold (a rotated key gets its chance at once).
         """
         now = self._clock()
-        values = _lease_values(holder, seconds, now)
+        values = fleet_lease.lease_values(holder, seconds, now)
         values.update(_rejection_values(now, key_version))
         conditions = [
-            _LEASE_FREE,
+            fleet_lease.LEASE_FREE,
             _NO_REJECTION_HOLDS,
         ]
         if fresh_seconds is not None:
@@ -201,7 +178,7 @@ class TokenTable:
         still the stored one, the scope set was not retired within ``min_interval``, and no rejection of
         AIC's holds (a replacement would only be refused again)."""
         now = self._clock()
-        values = _lease_values(holder, seconds, now)
+        values = fleet_lease.lease_values(holder, seconds, now)
         values.update(
             {
                 ":fp": {"S": rejected},
@@ -211,7 +188,7 @@ class TokenTable:
         )
         values.update(_rejection_values(now, key_version))
         conditions = [
-            _LEASE_FREE,
+            fleet_lease.LEASE_FREE,
             _NO_REJECTION_HOLDS,
             "fingerprint = :fp",
             "(attribute_not_exists(retired_at) OR retired_at < :since OR retired_at > :future"
@@ -248,7 +225,7 @@ class TokenTable:
                 TableName=self._table,
                 Key={"pk": {"S": key}},
                 UpdateExpression="SET lease_until = :u",
-                ConditionExpression="lease_holder = :h AND lease_until >= :now",
+                ConditionExpression=fleet_lease.RENEWABLE,
                 ExpressionAttributeValues={
                     ":h": {"S": holder},
                     ":u": {"N": repr(now + seconds)},
@@ -295,7 +272,7 @@ class TokenTable:
             self._client.put_item(
                 TableName=self._table,
                 Item=item,
-                ConditionExpression=_FENCE,
+                ConditionExpression=fleet_lease.FENCE,
                 ExpressionAttributeValues={":h": {"S": holder}},
             )
         except ClientError as exc:

@@ -21,43 +21,30 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from token_vendor.cached_token import CachedToken
 from token_vendor.deadline import Deadline
 from token_vendor.errors import (
+    CacheMisconfigured,
+    CacheUnavailable,
     InvalidRequest,
 )
 from token_vendor.memory_cache import MemoryCache
 from token_vendor.settings import Settings
-from token_vendor.token_table import (
-    CacheMisconfigured,
-    CacheUnavailable,
-    Retired,
-    TableEntry,
-    TokenTable,
-)
 from token_vendor.vend_request import VendRequest
+
+if TYPE_CHECKING:  # the table is below the lease, which is below this module
+    from token_vendor.table_item import Retired, TableEntry
+    from token_vendor.token_table import TokenTable
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 
-# The lease is short so that a dead holder costs little; a live holder renews it before each retry and
-# never works past it (CONTRACT section 8: "a lease holder never works past its lease").
-LEASE_SECONDS = 10.0
-LEASE_MARGIN_SECONDS = 0.5  # the holder's work ends this much before its lease does
+# The lease's own constants (length, margin, polling, backoff) live with its rule in fleet_lease.
 NEGATIVE_CACHE_SECONDS = 60.0
-POLL_FIRST = 0.05
-POLL_MAX = 0.5
-# While another container may be minting, a failed table call is retried this many times before this
-# container gives up on the shared cache and mints on its own (a second exchange, but never an error).
-MAX_TABLE_FAILURES = 3
 # Less time than this left in the invocation: fail fast instead of starting a network call (a DynamoDB
 # brownout can make each call take seconds).
 MIN_WORK_SECONDS = 0.2
-# A refresh while the cached token still serves: one attempt, bounded, then a fleet-wide backoff.
-REFRESH_ATTEMPT_SECONDS = 2.0
-BACKOFF_FIRST_SECONDS = 5.0
-BACKOFF_MAX_SECONDS = 60.0
 # While AIC refuses the key, the secret is re-read at most this often, so a rotation shows at once.
 KEY_RECHECK_SECONDS = 10.0
 ROTATION_CODES = frozenset({"invalid_client", "invalid_grant"})
