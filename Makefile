@@ -11,7 +11,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 # nothing here juggles PYTHONPATH. Build isolation fetches the pinned setuptools from the package index.
 EDITABLE := -e . -e ./layers/token_client
 
-.PHONY: run test unit lint format bench build build-check test-built client-check simulate deploy lock clean
+.PHONY: run test unit lint format bench build build-check test-built client-check simulate soak deploy lock clean
 
 $(VENV)/.installed: requirements-dev.txt requirements.txt layers/dependencies/requirements.txt pyproject.toml layers/token_client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -93,6 +93,12 @@ test-built: $(if $(SKIP_BUILD),$(VENV)/.installed,build)
 ## simulate: 10,000 seeded histories of the fleet over the real vendor code, plus every interleaving of a small one
 simulate: $(VENV)/.installed
 	$(PY) -m tests.simulation.simulate --workers 2 $(SIMULATE_ARGS)
+
+## soak: 50,000 histories (SOAK_HISTORIES) from a random first seed, printed so a failure replays; run it
+## before resolving any change to the protocol (CI keeps make simulate's fixed seeds)
+SOAK_HISTORIES ?= 50000
+soak: $(VENV)/.installed
+	$(PY) -m tests.simulation.simulate --workers 2 --random-start --histories $(SOAK_HISTORIES) $(SOAK_ARGS)
 
 ## client-check: pip install ./layers/token_client in a clean venv outside the repo; aic-token works
 client-check:

@@ -26,6 +26,8 @@ from typing import Any
 
 import urllib3
 
+from benchmarks.cost_model import results_section as cost_section
+from benchmarks.cost_model import write_readme
 from local.stack import DEFAULT_SCOPES, DEVELOPER_ROLE, private_jwk, start_stack
 
 HERE = Path(__file__).resolve().parent
@@ -628,168 +630,12 @@ def built_cold_start(child_env: dict[str, str]) -> None:
 REQUIRED_BOTO3 = "1.44.5"  # the dev pin; the layer itself ships botocore only
 
 
-# Public list prices, US East (N. Virginia), as published on the pages named (read 2026-11-25).
-# List prices per region. us-east-1: read 2026-11-25 from aws.amazon.com/lambda/pricing, /api-gateway/pricing,
-# /dynamodb/pricing/on-demand, /kms/pricing, /secrets-manager/pricing, /cloudwatch/pricing and
-# /eventbridge/pricing. eu-west-2 (London): the AWS Price List figures as of 2026-11 as the team recorded
-# them; this machine cannot reach AWS's pages, so they were NOT re-read on 2026-11-30 (check before use).
-PRICES = {
-    "us-east-1": {
-        "lambda_request": 0.20 / 1e6,
-        "lambda_gb_s_arm": 0.0000133334,  # first 7.5 billion GB-s a month
-        "apigw_rest": 3.50 / 1e6,  # REST API, first 333 million a month
-        "function_url": 0.0,  # no charge beyond Lambda's
-        "dynamodb_read": 0.125 / 1e6,  # on demand, per read request unit (a consistent read of <= 4 KB)
-        "dynamodb_write": 0.625 / 1e6,  # per write request unit (<= 1 KB)
-        "kms_request": 0.03 / 1e4,
-        "kms_key_month": 1.00,  # a customer managed key; each automatic yearly rotation adds $1/month (max 2)
-        "secrets_call": 0.05 / 1e4,
-        "logs_gb": 0.50,  # standard log ingestion
-        "metric_month": 0.30,  # a custom metric (EMF creates one per name and dimension set)
-        "alarm_month": 0.10,  # a standard-resolution alarm
-        "dashboard_month": 3.00,
-        "scheduler_invocation": 1.00 / 1e6,  # EventBridge Scheduler, after 14 million free a month
-    },
-    "eu-west-2": {
-        "lambda_request": 0.20 / 1e6,
-        "lambda_gb_s_arm": 0.0000133334,
-        "apigw_rest": 3.70 / 1e6,
-        "function_url": 0.0,
-        "dynamodb_read": 0.1475 / 1e6,
-        "dynamodb_write": 0.7375 / 1e6,
-        "kms_request": 0.03 / 1e4,
-        "kms_key_month": 1.00,
-        "secrets_call": 0.05 / 1e4,
-        "logs_gb": 0.5295,
-        "metric_month": 0.30,
-        "alarm_month": 0.10,
-        "dashboard_month": 3.00,
-        "scheduler_invocation": 1.00 / 1e6,
-    },
-}
-MEMORY_GB = 0.5  # template.yaml Globals MemorySize: 512
-# Log ingestion per vend: the audit line with its EMF metrics (~700 bytes) plus Lambda's START, END and
-# REPORT lines (~300 bytes).
-LOG_BYTES_PER_VEND = 1000
-REST_ACCESS_LOG_BYTES = 350  # one access log line (template.yaml's format)
-AIC_ROUND_TRIP_MS = 200.0  # a mint against a real tenant (the loopback stand-in answers in about 1 ms)
-COLD_START_INIT_MS = 300.0  # INIT phase, billed for on-demand functions since August 2025 (measured above)
-CUSTOM_METRICS = 30  # names the audit line emits in a month of ordinary use (Mints, MemoryHits, ...)
-ALARMS = 9
-KMS_KEY_MONTHS = 3  # the key and its two retained rotations
-
-
 def cost_model() -> list[str]:
-    """Cost per million vends, for every path and front, in two regions, from this run's measured handler
-    durations. A memory hit is one Lambda request billed in whole milliseconds plus its log lines; a table
-    hit adds a strongly consistent GetItem (one read unit) and a KMS Decrypt when the data key is not
-    cached (counted: the worst case of a new container); a mint adds the AIC round trip as billed duration,
-    the lease and the store (two write units), a read, a data key (KMS) and its log lines; a cold start adds
-    its INIT phase. Fixed monthly lines apart."""
+    """The cost section, from this run's handler durations (benchmarks/cost_model.py, which also writes the
+    README's table from the same figures)."""
     if not DURATIONS:
         return []
-    lines = [
-        "",
-        "## Cost model",
-        "",
-        f"Handler durations from this run (p99: direct {DURATIONS['direct']:.0f} µs, REST event "
-        f"{DURATIONS['rest']:.0f} µs, function URL event {DURATIONS['url']:.0f} µs; a table hit "
-        f"{DURATIONS.get('table', 0) / 1000:.1f} ms), billed as whole milliseconds at {int(MEMORY_GB * 1024)} MB "
-        f"arm64; a mint billed with a {AIC_ROUND_TRIP_MS:.0f} ms AIC round trip (not the stand-in's loopback "
-        f"millisecond); INIT {COLD_START_INIT_MS:.0f} ms per cold start; {LOG_BYTES_PER_VEND} bytes of log "
-        f"per vend (audit line and Lambda's own lines), {REST_ACCESS_LOG_BYTES} more per REST access log line. "
-        "us-east-1 prices read 2026-11-25 from AWS's pricing pages; eu-west-2 prices as recorded by the team in "
-        "2026-11 and not re-read here (this machine reaches no AWS page). Free tiers left out.",
-        "",
-        "| region | path | direct | REST API | function URL |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for region, price in PRICES.items():
-
-        def duration_cost(ms: float, price: dict[str, float] = price) -> float:
-            billed = max(1, -(-int(ms * 1000) // 1000))  # whole milliseconds, at least 1
-            return MEMORY_GB * billed / 1000 * price["lambda_gb_s_arm"]
-
-        logs = LOG_BYTES_PER_VEND / 1e9 * price["logs_gb"]
-        front = {
-            "direct": 0.0,
-            "REST API": price["apigw_rest"] + REST_ACCESS_LOG_BYTES / 1e9 * price["logs_gb"],
-            "function URL": price["function_url"],
-        }
-        handler_ms = {
-            "direct": DURATIONS["direct"] / 1000,
-            "REST API": DURATIONS["rest"] / 1000,
-            "function URL": DURATIONS["url"] / 1000,
-        }
-        table_ms = DURATIONS.get("table", 3000.0) / 1000
-
-        def path(
-            kind: str,
-            name: str,
-            price: dict[str, float] = price,
-            logs: float = logs,
-            front: dict[str, float] = front,
-            handler_ms: dict[str, float] = handler_ms,
-            table_ms: float = table_ms,
-        ) -> float:
-            base = price["lambda_request"] + logs + front[name]
-            if kind == "memory hit":
-                return base + duration_cost(handler_ms[name])
-            if kind == "table hit":
-                return (
-                    base
-                    + duration_cost(handler_ms[name] + table_ms)
-                    + price["dynamodb_read"]
-                    + price["kms_request"]
-                )
-            # a mint: the lease (a write), the exchange, the store (a write), the read before, a data key
-            return (
-                base
-                + duration_cost(handler_ms[name] + table_ms * 3 + AIC_ROUND_TRIP_MS)
-                + 2 * price["dynamodb_write"]
-                + price["dynamodb_read"]
-                + price["kms_request"]
-            )
-
-        for kind in ("memory hit", "table hit", "mint"):
-            cells = [f"${path(kind, name) * 1e6:,.2f}" for name in ("direct", "REST API", "function URL")]
-            lines.append(f"| {region} | {kind} (per million) | " + " | ".join(cells) + " |")
-        init = duration_cost(COLD_START_INIT_MS)
-        lines.append(f"| {region} | INIT per million cold starts | ${init * 1e6:,.2f} | | |")
-        fixed = (
-            KMS_KEY_MONTHS * price["kms_key_month"]
-            + price["dashboard_month"]
-            + ALARMS * price["alarm_month"]
-            + CUSTOM_METRICS * price["metric_month"]
-        )
-        schedule = 60 * 24 * 30 * price["scheduler_invocation"] + 60 * 24 * 30 * (
-            price["lambda_request"] + duration_cost(5.0) + logs
-        )
-        lines.append(
-            f"| {region} | fixed per month (KMS key and rotations, dashboard, {ALARMS} alarms, "
-            f"~{CUSTOM_METRICS} EMF metrics) | ${fixed:,.2f} | | |"
-        )
-        lines.append(
-            f"| {region} | a once-a-minute scheduled invocation, per month (if one is deployed) | ${schedule:,.2f} | | |"
-        )
-    per_request = PRICES["us-east-1"]
-    journey = (
-        per_request["lambda_request"]
-        + MEMORY_GB
-        * (DURATIONS["journey"] / 1000 + AIC_ROUND_TRIP_MS)
-        / 1000
-        * per_request["lambda_gb_s_arm"]
-        + per_request["secrets_call"]
-        + LOG_BYTES_PER_VEND / 1e9 * per_request["logs_gb"]
-    )
-    lines += [
-        "",
-        f"Minting per request instead (the journey-script way: a Secrets Manager read, a key load and an AIC "
-        f"round trip every time), us-east-1: ${journey * 1e6:,.2f} per million, and a million AIC exchanges. "
-        "At one mint per scope set per refresh cycle (about 6 an hour), mints cost cents a month; the steady "
-        "state is memory hits.",
-    ]
-    return lines
+    return cost_section(DURATIONS)
 
 
 def write_results(elapsed: float) -> None:
@@ -816,6 +662,9 @@ def write_results(elapsed: float) -> None:
         lines += ["", notes.read_text().strip()]
     RESULTS.write_text("\n".join(lines) + "\n")
     say(f"wrote {RESULTS.relative_to(REPO)}")
+    if DURATIONS:
+        write_readme(DURATIONS)
+        say("wrote README.md's cost table from the same run")
 
 
 if __name__ == "__main__":

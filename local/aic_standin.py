@@ -30,6 +30,7 @@ from authlib.oauth2.rfc7523 import JWTBearerGrant
 from joserfc.jwk import KeySet, RSAKey
 
 from local.quiet_server import QuietThreadingHTTPServer
+from local.svcacct_standin import ServiceAccountObjects
 
 TOKEN_PATH = "/am/oauth2/access_token"
 USERS_PATH = "/openidm/managed/alpha_user"
@@ -231,7 +232,8 @@ class AICStandIn:
         self.state.audience = self.token_url
         # A tenant administrator's access token for the IDM REST API (the svcacct object); tests read it.
         self.admin_token = secrets.token_urlsafe(32)
-        self.revisions: dict[str, int] = {}
+        # The svcacct managed object (IDM REST, as frodo-lib's ServiceAccountOps uses it).
+        self.svcacct = ServiceAccountObjects(self.state.accounts, self.state.lock, self.admin_token)
 
     # -- control ----------------------------------------------------------------------------------
     def start(self) -> AICStandIn:
@@ -294,66 +296,6 @@ class AICStandIn:
     def assertions_seen(self) -> list[str]:
         with self.state.lock:
             return list(self.state.assertions)
-
-    # -- the svcacct managed object (IDM REST, as frodo-lib's ServiceAccountOps uses it) --------------
-    def _svcacct(self, account: Account) -> dict[str, Any]:
-        rev = self.revisions.setdefault(account.account_id, 1)
-        return {
-            "_id": account.account_id,
-            "_rev": str(rev),
-            "name": f"service account {account.account_id[:8]}",
-            "accountStatus": "active",
-            "scopes": sorted(account.scopes),
-            "jwks": json.dumps({"keys": account.public_jwks}),  # a JSON string, as AIC stores it
-        }
-
-    def _admin(self, authorization: str) -> bool:
-        return secrets.compare_digest(authorization, f"Bearer {self.admin_token}")
-
-    def get_svcacct(self, account_id: str, authorization: str) -> tuple[int, dict[str, Any], dict[str, str]]:
-        if not self._admin(authorization):
-            return 401, {"code": 401, "reason": "Unauthorized", "message": "Access Denied"}, {}
-        with self.state.lock:
-            account = self.state.accounts.get(account_id)
-            if account is None:
-                return 404, {"code": 404, "reason": "Not Found", "message": "Object not found"}, {}
-            document = self._svcacct(account)
-        return 200, document, {"ETag": f'"{document["_rev"]}"'}
-
-    def put_svcacct(
-        self, account_id: str, authorization: str, if_match: str | None, body: bytes
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        """Replace the object at its revision (If-Match): a conflicting writer gets 412, not a lost update."""
-        if not self._admin(authorization):
-            return 401, {"code": 401, "reason": "Unauthorized", "message": "Access Denied"}, {}
-        try:
-            document = json.loads(body)
-            keys = json.loads(document["jwks"])["keys"]
-            if not keys or not all(
-                k.get("kty") == "RSA" and "n" in k and "e" in k and "d" not in k for k in keys
-            ):
-                raise ValueError("jwks")
-        except (ValueError, KeyError, TypeError):
-            return (
-                400,
-                {
-                    "code": 400,
-                    "reason": "Bad Request",
-                    "message": "jwks must be a JSON string of public RSA keys",
-                },
-                {},
-            )
-        with self.state.lock:
-            account = self.state.accounts.get(account_id)
-            if account is None:
-                return 404, {"code": 404, "reason": "Not Found", "message": "Object not found"}, {}
-            rev = str(self.revisions.setdefault(account_id, 1))
-            if if_match is None or if_match.strip('"') not in (rev, "*"):
-                return 412, {"code": 412, "reason": "Precondition Failed", "message": "revision mismatch"}, {}
-            account.public_jwks = [dict(k) for k in keys]
-            self.revisions[account_id] = int(rev) + 1
-            updated = self._svcacct(account)
-        return 200, updated, {"ETag": f'"{updated["_rev"]}"'}
 
     # -- HTTP -------------------------------------------------------------------------------------
     def _next_fault(self) -> Fault | None:
@@ -440,13 +382,14 @@ class AICStandIn:
                 self._send(200 if fault.kind == "token_body" else fault.status, fault.body, headers)
                 return True
 
-            def do_PUT(self) -> None:
+            def _write_svcacct(self) -> None:
                 path = urlsplit(self.path).path
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if not path.startswith(SVCACCT_PATH):
                     self._send(404, b'{"code":404,"reason":"Not Found"}')
                     return
-                status, answer, headers = standin.put_svcacct(
+                status, answer, headers = standin.svcacct.write(
+                    self.command,
                     path[len(SVCACCT_PATH) :],
                     self.headers.get("Authorization", ""),
                     self.headers.get("If-Match"),
@@ -454,10 +397,12 @@ class AICStandIn:
                 )
                 self._send(status, json.dumps(answer).encode(), headers)
 
+            do_PUT = do_PATCH = _write_svcacct
+
             def do_GET(self) -> None:
                 path = urlsplit(self.path).path
                 if path.startswith(SVCACCT_PATH):
-                    status, answer, headers = standin.get_svcacct(
+                    status, answer, headers = standin.svcacct.get(
                         path[len(SVCACCT_PATH) :], self.headers.get("Authorization", "")
                     )
                     self._send(status, json.dumps(answer).encode(), headers)

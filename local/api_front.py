@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import io
 import json
 import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.message import Message
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -50,6 +52,64 @@ class Refused(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class BadFraming(Exception):
+    """A body whose length cannot be known for sure: answered, then the connection is closed, so no byte
+    of it is ever read as the next request."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+MAX_BODY = 1 << 20  # the vendor's requests are a few hundred bytes; API Gateway's own limit is 10 MB
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,8})[ \t]*(?:;[^\r\n]*)?\r\n")
+_LINE_LIMIT = 4096
+
+
+def read_body(rfile: io.BufferedIOBase, headers: Message) -> bytes:
+    """The request body as RFC 9112 section 6 frames it: ``Content-Length`` bytes, or the decoded chunks
+    of ``Transfer-Encoding: chunked`` (section 7.1: size line with optional extensions, data, CRLF; a
+    zero-size chunk, then trailer lines up to an empty one). Both, two lengths, or another coding are
+    refused (sections 6.1 and 6.3: such requests are how requests are smuggled)."""
+    codings = headers.get_all("Transfer-Encoding") or []
+    lengths = {value.strip() for value in headers.get_all("Content-Length") or []}
+    if not codings:
+        if len(lengths) > 1:
+            raise BadFraming(400, "two different Content-Length values")
+        length = lengths.pop() if lengths else "0"
+        if not (length.isascii() and length.isdigit()):
+            raise BadFraming(400, "Content-Length is not a number")
+        if int(length) > MAX_BODY:
+            raise BadFraming(413, "Request Entity Too Large")
+        return rfile.read(int(length)) if int(length) else b""
+    if lengths:
+        raise BadFraming(400, "Content-Length and Transfer-Encoding together")
+    if ",".join(codings).replace(" ", "").lower() != "chunked":
+        raise BadFraming(501, "only Transfer-Encoding: chunked is understood")
+    body = bytearray()
+    while True:
+        size_line = _CHUNK_SIZE.fullmatch(rfile.readline(_LINE_LIMIT))
+        if size_line is None:
+            raise BadFraming(400, "malformed chunk size line")
+        size = int(size_line[1], 16)
+        if size == 0:
+            break
+        if len(body) + size > MAX_BODY:
+            raise BadFraming(413, "Request Entity Too Large")
+        chunk = rfile.read(size)
+        if len(chunk) != size or rfile.read(2) != b"\r\n":
+            raise BadFraming(400, "chunk shorter than its size, or not ended by CRLF")
+        body += chunk
+    for _ in range(64):  # trailer section: read and dropped (nothing here signs or reads trailers)
+        line = rfile.readline(_LINE_LIMIT)
+        if line == b"\r\n":
+            return bytes(body)
+        if not line.endswith(b"\r\n"):
+            break
+    raise BadFraming(400, "malformed trailer section")
 
 
 def verify_sigv4(
@@ -242,8 +302,15 @@ class ApiFront:
                 self.wfile.write(body)
 
             def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                try:
+                    body = read_body(self.rfile, self.headers)
+                except BadFraming as bad:
+                    self.close_connection = True
+                    payload = json.dumps({"message": bad.message}).encode()
+                    self._answer(
+                        bad.status, payload, {"Content-Type": "application/json", "Connection": "close"}
+                    )
+                    return
                 headers = dict(self.headers.items())
                 try:
                     identity = verify_sigv4(

@@ -48,6 +48,42 @@ def _use_token(idm_base: str, access_token: str) -> int:
     return int(body["resultCount"])
 
 
+Vends = tuple[dict[str, Any], dict[str, Any], float, float, int]
+
+
+def _first_vends(app: Any, scope: str, idm_base: str) -> Vends:
+    """Two vends (a mint, then the memory cache) and one IDM call with the token."""
+    quiet = os.environ.get("TOKEN_VENDOR_DEMO_QUIET", "1") == "1"
+    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+        started = time.perf_counter()
+        result = app.lambda_handler({"scope": scope}, LocalContext())
+        first_ms = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        again = app.lambda_handler({"scopes": [scope]}, LocalContext())
+        second_ms = (time.perf_counter() - started) * 1000
+    return result, again, first_ms, second_ms, _use_token(idm_base, result["access_token"])
+
+
+def _one_line(failure: Exception) -> str:
+    """A vend or IDM failure against a real tenant as one line with what to check (never a traceback)."""
+    if isinstance(failure, urllib.error.HTTPError):
+        hint = {
+            401: "AIC refused the token (is the service account active?)",
+            403: "the token lacks a scope IDM needs (give the service account fr:idm:*)",
+        }.get(failure.code, "IDM refused the request")
+        return f"GET /openidm/managed/alpha_user answered HTTP {failure.code}: {hint}"
+    if isinstance(failure, urllib.error.URLError):
+        return f"cannot reach the tenant's IDM ({failure.reason}); check AIC_TENANT_FQDN and the network"
+    name = type(failure).__name__
+    detail = " ".join(str(failure).split())[:300]
+    hints = {
+        "UpstreamRejected": "AIC refused the assertion: check AIC_SERVICE_ACCOUNT_ID and the key",
+        "UpstreamUnavailable": "AIC did not answer: check AIC_TENANT_FQDN and the network",
+        "InvalidScope": "the service account may not have fr:idm:* (add it to the account in AIC)",
+    }
+    return f"{name}: {detail}" + (f" ({hints[name]})" if name in hints else "")
+
+
 class DemoSetupError(Exception):
     """A real-tenant setting is missing or wrong: one line for the user, no traceback."""
 
@@ -245,15 +281,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  AIC stand-in       {token_url}")
         print(f"  service account    {stack.account_id} (key generated, stored in Secrets Manager)")
     scope = "fr:idm:*"
-    quiet = os.environ.get("TOKEN_VENDOR_DEMO_QUIET", "1") == "1"
-    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
-        started = time.perf_counter()
-        result = app.lambda_handler({"scope": scope}, LocalContext())
-        first_ms = (time.perf_counter() - started) * 1000
-        started = time.perf_counter()
-        again = app.lambda_handler({"scopes": [scope]}, LocalContext())
-        second_ms = (time.perf_counter() - started) * 1000
-    users = _use_token(idm_base, result["access_token"])
+    try:
+        result, again, first_ms, second_ms, users = _first_vends(app, scope, idm_base)
+    except Exception as failure:
+        if not real:
+            raise
+        sys.stderr.write(f"make run: your tenant: {_one_line(failure)}\n")
+        stack.stop()
+        return 1
 
     print('\ndirect invocation {"scope": "fr:idm:*"}:')
     print(f"  token fingerprint  {fingerprint(result['access_token'])}  (the token itself is never printed)")

@@ -1,6 +1,7 @@
 // Test helper (tests/e2e/test_sigv4_clients.py): sign one request with @smithy/signature-v4 and send it,
 // optionally tampered after signing. Usage: node sigv4-request.mjs METHOD URL SERVICE [BODY] [TAMPER]
-// TAMPER: query | body | date. Prints {"status": N, "body": ...}.
+// TAMPER: query | body | date, or chunked (sent untampered, the body as a stream: Transfer-Encoding: chunked).
+// Prints {"status": N, "body": ...}.
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { defaultProvider } from "@aws-sdk/credential-provider-node";
 import { SignatureV4 } from "@smithy/signature-v4";
@@ -24,5 +25,7 @@ const { host, ...sendHeaders } = signed.headers;
 if (tamper === "query") sendUrl = rawUrl.replace("fr:idm:*", "fr:am:*");
 if (tamper === "body") sendBody = body.replace("fr:idm:*", "fr:am:*");
 if (tamper === "date") sendHeaders["x-amz-date"] = sendHeaders["x-amz-date"].replace(/..Z$/, (s) => (s === "00Z" ? "01Z" : "00Z"));
-const response = await fetch(sendUrl, { method, headers: sendHeaders, body: sendBody });
+const options = { method, headers: sendHeaders, body: sendBody };
+if (tamper === "chunked") Object.assign(options, { body: new Blob([body]).stream(), duplex: "half" });
+const response = await fetch(sendUrl, options);
 console.log(JSON.stringify({ status: response.status, body: await response.text() }));

@@ -114,3 +114,42 @@ def test_a_real_tenant_typo_is_one_line_and_exit_2(env: dict[str, str], says: st
     assert result.stderr.count("\n") == 1, result.stderr
     assert says in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("case", "says"),
+    [
+        ("refused key", "UpstreamRejected"),
+        ("no fr:idm:*", "fr:idm:*"),
+        ("unreachable tenant", "UpstreamUnavailable"),
+    ],
+)
+def test_a_real_tenant_failure_is_one_line_not_a_traceback(
+    case: str, says: str, fresh_stack: LocalStack, rsa_key: Any, other_rsa_key: Any, tmp_path: Path
+) -> None:
+    """Issue 34 item 5: any vend failure against a real tenant printed a 40-line traceback."""
+    account = str(uuid.uuid4())
+    registered = rsa_key if case == "refused key" else other_rsa_key
+    scopes = ["fr:am:*"] if case == "no fr:idm:*" else ["fr:idm:*"]
+    fresh_stack.standin.register_account(account, [public_jwk(registered)], scopes)
+    key_file = tmp_path / "key.jwk"
+    key_file.write_text(json.dumps(private_jwk(other_rsa_key)))
+    token_url = "http://127.0.0.1:9/am/oauth2/access_token" if case == "unreachable tenant" else None
+
+    result = _demo(
+        {
+            "AIC_TENANT_FQDN": "openam-example-ew2.id.forgerock.io",
+            "AIC_SERVICE_ACCOUNT_ID": account,
+            "AIC_KEY_FILE": str(key_file),
+            "AIC_TOKEN_ENDPOINT_URL": token_url or fresh_stack.standin.token_url,
+        }
+    )
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [
+        line for line in result.stderr.splitlines() if not line.startswith("{")
+    ]  # the function's JSON logs
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("make run: your tenant: ")
+    assert says in lines[0]
+    assert "Traceback" not in result.stderr

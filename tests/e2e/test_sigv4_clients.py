@@ -191,6 +191,49 @@ def test_a_request_tampered_after_signing_is_refused(
     assert (any_front.forwarded, fresh_stack.standin.token_requests) == (0, 0)
 
 
+def _curl_chunked(front: ApiFront, identity: Identity, method: str, query: str, body: str) -> tuple[int, Any]:
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl is not on this machine")
+    args = [
+        curl,
+        "-sS",
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+        "--aws-sigv4",
+        f"aws:amz:{REGION}:{front.service}",
+    ]
+    args += ["--user", f"{identity.access_key}:{identity.secret_key}"]
+    if identity.session_token:
+        args += ["-H", f"x-amz-security-token: {identity.session_token}"]
+    args += ["-H", "Content-Type: application/json", "-H", "Transfer-Encoding: chunked", "--data-raw", body]
+    result = _run([*args, front.token_url], identity)
+    text, _, status = result.stdout.rpartition("\n")
+    assert status.isdigit(), result.stderr
+    return int(status), json.loads(text)
+
+
+def _node_chunked(front: ApiFront, identity: Identity, method: str, query: str, body: str) -> tuple[int, Any]:
+    return _node_request(front, identity, method, query, body, "chunked")
+
+
+@pytest.mark.parametrize("client", ["curl", "node"])
+def test_a_body_sent_chunked_is_verified_and_served(
+    client: str, any_front: ApiFront, reporting: Identity, fresh_stack: LocalStack
+) -> None:
+    """Issue 31: signed over the body, sent with Transfer-Encoding: chunked (as the SDK for Go v1 does)."""
+    method, query, body = REQUESTS["POST JSON"]
+    send = {"curl": _curl_chunked, "node": _node_chunked}[client]
+
+    status, answer = send(any_front, reporting, method, query, body)
+
+    assert status == 200, answer
+    assert answer["scope"] == "fr:idm:*"
+    assert (any_front.forwarded, any_front.refused) == (1, 0)
+
+
 def test_the_readme_shows_the_tested_node_snippet() -> None:
     snippet = (NODE_DIR / "vend-token.mjs").read_text()
     readme = (REPO / "README.md").read_text()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import re
 import shutil
+import socket
 import subprocess
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import urllib3
@@ -104,3 +107,109 @@ def test_curl_aws_sigv4_gets_a_token(front: ApiFront, reporting: Identity) -> No
     assert result.returncode == 0, result.stdout + result.stderr
     body: dict[str, Any] = json.loads(result.stdout)
     assert body["scope"] == "fr:idm:*"
+
+
+# Chunked request bodies (issue 31): the SDK for Go v1 sends one when the body is given at signing time.
+
+_BODY = json.dumps({"scopes": ["fr:idm:*"], "minValiditySeconds": 300}).encode()
+
+
+def _raw_request(front: ApiFront, identity: Identity, framing: bytes, signed_body: bytes) -> bytes:
+    """A POST signed (by botocore) over ``signed_body`` and sent with ``framing`` after the headers."""
+    headers = _sign(identity, "POST", front.token_url, signed_body, {"Content-Type": "application/json"})
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return f"POST /v1/token HTTP/1.1\r\nHost: {_host(front)}\r\n{head}".encode() + framing
+
+
+def _chunked(body: bytes) -> bytes:
+    """Three chunks, one with an extension, and a trailer: everything RFC 9112 section 7.1 allows."""
+    a, b, c = body[:7], body[7:20], body[20:]
+    return (
+        b"Transfer-Encoding: chunked\r\n\r\n"
+        + f"{len(a):x}\r\n".encode()
+        + a
+        + b"\r\n"
+        + f"{len(b):X};name=value\r\n".encode()
+        + b
+        + b"\r\n"
+        + f"{len(c):x}\r\n".encode()
+        + c
+        + b"\r\n"
+        + b"0\r\nX-Trailer: ignored\r\n\r\n"
+    )
+
+
+def _answer(sock: socket.socket) -> tuple[int, bytes, bool]:
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return response.status, response.read(), response.will_close
+
+
+def _signed_get(front: ApiFront, identity: Identity) -> bytes:
+    headers = _sign(identity, "GET", front.token_url + "?scope=fr%3Aidm%3A%2A")
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return f"GET /v1/token?scope=fr:idm:* HTTP/1.1\r\nHost: {_host(front)}\r\n{head}\r\n".encode()
+
+
+def _host(front: ApiFront) -> str:
+    return urlsplit(front.token_url).netloc
+
+
+def _connect(front: ApiFront) -> socket.socket:
+    parts = urlsplit(front.token_url)
+    return socket.create_connection((parts.hostname, parts.port), timeout=10)
+
+
+def test_a_chunked_body_is_decoded_verified_and_the_connection_stays_in_step(
+    front: ApiFront, reporting: Identity, fresh_stack: LocalStack
+) -> None:
+    with _connect(front) as sock:
+        sock.sendall(_raw_request(front, reporting, _chunked(_BODY), _BODY))
+        status, data, _ = _answer(sock)
+        assert status == 200, data
+        assert json.loads(data)["scope"] == "fr:idm:*"
+
+        sock.sendall(_signed_get(front, reporting))  # the same connection: no chunk line was a request
+        status, data, _ = _answer(sock)
+        assert status == 200, data
+
+    assert (front.forwarded, front.refused) == (2, 0)
+
+
+def test_a_chunked_body_other_than_the_signed_one_is_refused_and_nothing_more_is_read(
+    front: ApiFront, reporting: Identity, fresh_stack: LocalStack
+) -> None:
+    other = json.dumps({"scopes": ["fr:am:*"]}).encode()
+    with _connect(front) as sock:
+        sock.sendall(_raw_request(front, reporting, _chunked(other), _BODY))
+        status, data, _ = _answer(sock)
+        assert status == 403
+        assert json.loads(data)["message"].startswith("The request signature we calculated does not match")
+
+        sock.sendall(_signed_get(front, reporting))
+        status, data, _ = _answer(sock)
+        assert status == 200, data
+
+    assert (front.forwarded, front.refused) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("framing", "status"),
+    [
+        (f"Content-Length: {len(_BODY)}\r\n".encode() + _chunked(_BODY), 400),  # both: a smuggling attempt
+        (b"Transfer-Encoding: gzip, chunked\r\n\r\n" + _chunked(_BODY).split(b"\r\n\r\n", 1)[1], 501),
+        (b"Transfer-Encoding: chunked\r\n\r\nzz\r\n" + _BODY + b"\r\n0\r\n\r\n", 400),
+        (b"Transfer-Encoding: chunked\r\n\r\n5\r\n" + _BODY + b"\r\n0\r\n\r\n", 400),  # longer than its size
+    ],
+    ids=["content-length-and-chunked", "gzip-then-chunked", "size-not-hex", "chunk-longer-than-size"],
+)
+def test_a_body_whose_length_is_uncertain_is_refused_and_the_connection_closed(
+    front: ApiFront, reporting: Identity, framing: bytes, status: int
+) -> None:
+    with _connect(front) as sock:
+        sock.sendall(_raw_request(front, reporting, framing, _BODY))
+        answered, _, will_close = _answer(sock)
+        assert (answered, will_close) == (status, True)
+        assert sock.recv(1024) == b""  # closed: what followed is never read as a request
+
+    assert front.forwarded == 0

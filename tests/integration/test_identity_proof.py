@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 from botocore.session import Session
 
+from local.api_front import Identity
 from local.lambda_context import LocalContext
+from local.quiet_server import QuietThreadingHTTPServer
 from local.stack import DEVELOPER_ROLE, LocalStack
+from local.sts import identity_xml
 from tests.integration.test_http import load
 from tests.leak_canary import CANARY, FIGURES
 from token_client.identity import IdentityProver
@@ -154,6 +160,7 @@ def _mutations(stack: LocalStack) -> dict[str, tuple[Any, type[Exception]]]:
         headers={"Authorization": good["headers"]["Authorization"].replace(";x-token-vendor-audience", "")}
     )
     old = time.gmtime(time.time() - 600)
+    ahead = time.gmtime(time.time() + 600)
     return {
         "not an object": (["POST"], InvalidRequest),
         "wrong types": (changed(headers=None), InvalidRequest),
@@ -174,6 +181,33 @@ def _mutations(stack: LocalStack) -> dict[str, tuple[Any, type[Exception]]]:
         ),
         "an audience for another vendor": (_proof(stack, audience="someone-else"), AccessDenied),
         "an audience header that is not signed": (unsigned_audience, InvalidRequest),
+        # Issue 30: each of these was an InternalError, went to STS, or reached another host.
+        "a date of the right shape that is no date": (
+            changed(headers={"X-Amz-Date": "20261399T999999Z"}),
+            InvalidRequest,
+        ),
+        "a date 10 minutes ahead": (
+            changed(headers={"X-Amz-Date": time.strftime("%Y%m%dT%H%M%SZ", ahead)}),
+            AccessDenied,
+        ),
+        "an empty header name": (changed(headers={"": "x"}), InvalidRequest),
+        "a header name with a colon": (changed(headers={"X-A:b": "x"}), InvalidRequest),
+        "a header name with a leading space": (changed(headers={" X": "x"}), InvalidRequest),
+        "a header outside the allow-list": (changed(headers={"X-Forwarded-For": "1.2.3.4"}), InvalidRequest),
+        "a header given twice in two cases": (
+            changed(headers={"x-amz-date": good["headers"]["X-Amz-Date"]}),
+            InvalidRequest,
+        ),
+        "a header value with a tab": (
+            changed(headers={"X-Token-Vendor-Audience": "token-\tvendor"}),
+            InvalidRequest,
+        ),
+        "a backslash before the host": (
+            changed(url=good["url"].replace("://", "://EVIL\\@")),
+            InvalidRequest,
+        ),
+        "userinfo before the host": (changed(url=good["url"].replace("://", "://user@")), InvalidRequest),
+        "a query": (changed(url=good["url"] + "?Action=AssumeRole"), InvalidRequest),
     }
 
 
@@ -209,3 +243,79 @@ def test_sts_unreachable_is_upstream_unavailable_within_the_deadline(
 
     assert time.monotonic() - started < 5
     assert fresh_stack.standin.token_requests == 0
+
+
+# -- issue 30: the request is the vendor's, and memory serves only the request STS verified --------------
+class _EvilSts:
+    """A loopback server that answers every POST as STS would for an admin: what a proof sent to an
+    address the caller wrote would get."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        evil = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return None
+
+            def do_POST(self) -> None:
+                evil.calls += 1
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                arn = ADMIN_ROLE.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/evil"
+                answer = identity_xml(Identity("AKIDEVIL", "evil", None, arn), "evil")
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+        self.httpd = QuietThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+
+
+@pytest.fixture
+def evil_sts() -> Iterator[_EvilSts]:
+    evil = _EvilSts()
+    threading.Thread(target=evil.httpd.serve_forever, daemon=True).start()
+    yield evil
+    evil.httpd.shutdown()
+    evil.httpd.server_close()
+
+
+@pytest.mark.parametrize("separator", ["\\@", "\\\\@", "\\:x@"])
+def test_a_backslash_in_the_url_sends_the_proof_nowhere_and_names_no_one(
+    separator: str, function_env: Any, vendor_fn: Any, fresh_stack: LocalStack, evil_sts: _EvilSts
+) -> None:
+    """The review's exploit: the url passes a check made with urlsplit (host: the configured STS) and urllib3
+    sent it to the attacker's host, whose answer named a role CALLER_POLICY grants more to."""
+    FIGURES["bad_inputs"] += 1
+    function_env(CALLER_POLICY=json.dumps({ADMIN_ROLE: ["fr:am:*"], DEVELOPER_ROLE: ["fr:idm:*"]}))
+    proof = _proof(fresh_stack)
+    proof["url"] = proof["url"].replace("://", f"://127.0.0.1:{evil_sts.port}{separator}")
+    before = fresh_stack.sts.calls
+
+    with pytest.raises(InvalidRequest, match="STS_ENDPOINT_URL"):
+        vendor_fn({"scope": "fr:am:*", "identity": proof})
+
+    assert evil_sts.calls == 0
+    assert fresh_stack.sts.calls == before
+    assert fresh_stack.standin.token_requests == 0
+
+
+def test_a_remembered_signature_with_an_edited_body_or_header_is_not_served_from_memory(
+    function_env: Any, vendor_fn: Any, fresh_stack: LocalStack
+) -> None:
+    FIGURES["bad_inputs"] += 2
+    proof = _proof(fresh_stack)
+    vendor_fn({"scope": "fr:idm:*", "identity": proof})  # verified, remembered
+    calls = fresh_stack.sts.calls
+
+    with pytest.raises(InvalidRequest, match="body"):
+        vendor_fn({"scope": "fr:idm:*", "identity": {**proof, "body": proof["body"] + "&Extra=1"}})
+    assert fresh_stack.sts.calls == calls  # refused by the parse: nothing looked up, nothing sent
+
+    token = proof["headers"]["X-Amz-Security-Token"]
+    edited = {**proof, "headers": {**proof["headers"], "X-Amz-Security-Token": token + "x"}}
+    with pytest.raises(AccessDenied, match="STS refused"):
+        vendor_fn({"scope": "fr:idm:*", "identity": edited})
+    assert fresh_stack.sts.calls == calls + 1  # STS, not memory, decided
+    assert fresh_stack.standin.token_requests == 1  # the one vend of the genuine proof

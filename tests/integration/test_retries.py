@@ -11,7 +11,7 @@ import pytest
 
 from local.aic_standin import Fault
 from local.stack import LocalStack
-from tests.integration.conftest import budget, direct
+from tests.integration.conftest import Recorder, budget, direct
 from token_vendor.deadline import Deadline
 from token_vendor.errors import UpstreamRejected, UpstreamUnavailable
 from token_vendor.token_endpoint import TokenEndpoint
@@ -67,6 +67,23 @@ def test_retry_after_beyond_the_remaining_time_stops_at_once(
     assert sleeps == []
     assert fresh_stack.standin.token_requests == 1
     assert caught.value.retry_after == 30
+
+
+@pytest.mark.parametrize(("status", "counted"), [(502, 1), (504, 1), (500, 0), (503, 0), (429, 0)])
+def test_a_gateway_error_is_counted_as_a_retry_after_send(
+    fresh_stack: LocalStack, status: int, counted: int
+) -> None:
+    # A gateway's 502/504 answers after the request left: AIC may have minted a token nobody gets.
+    fresh_stack.standin.push_faults(Fault("status", status=status))
+    metrics = Recorder()
+    endpoint = TokenEndpoint(fresh_stack.standin.token_url, sleep=lambda s: None, metrics=metrics)
+
+    issued = endpoint.exchange(
+        lambda: _assertion(fresh_stack), ("fr:idm:*",), Deadline.after(5, time.monotonic)
+    )
+
+    assert issued.attempts == 2
+    assert metrics.counts.get("ExchangeRetriedAfterSend", 0) == counted
 
 
 def test_a_timeout_is_retried(make_vendor: Any, fresh_stack: LocalStack) -> None:

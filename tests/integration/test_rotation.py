@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 import urllib3
 
+from local.aic_standin import Fault
 from local.aws import LOCAL_AWS_ENV
 from local.lambda_invoke import LocalLambda
-from local.stack import LocalStack
+from local.stack import LocalStack, public_jwk
 from tests.integration.conftest import budget, direct
 from tests.leak_canary import CANARY
 from token_vendor.assertion import sign_assertion
@@ -143,6 +144,8 @@ def test_a_rerun_resumes_the_same_pending_key(fresh_stack: LocalStack, secret_id
     rotation = Rotation(secret_id, fresh_stack.client("secretsmanager"))
     first = rotation.create()
     again = rotation.create()
+    fresh_stack.standin.set_keys(fresh_stack.account_id, [public_jwk(fresh_stack.key), first["publicJwk"]])
+    rotation.test(_endpoint(fresh_stack), fresh_stack.standin.token_url, ("fr:idm:*",))
 
     assert first["created"] is True
     assert again["created"] is False
@@ -150,6 +153,52 @@ def test_a_rerun_resumes_the_same_pending_key(fresh_stack: LocalStack, secret_id
     assert "d" not in first["publicJwk"]
     assert rotation.finish()["promoted"] is True
     assert rotation.finish()["promoted"] is False  # idempotent
+
+
+def _endpoint(stack: LocalStack) -> TokenEndpoint:
+    return TokenEndpoint(stack.standin.token_url, sleep=lambda s: None)
+
+
+def _stages(stack: LocalStack, secret_id: str) -> dict[str, list[str]]:
+    described = stack.client("secretsmanager").describe_secret(SecretId=secret_id)
+    return {v: sorted(labels) for v, labels in described["VersionIdsToStages"].items()}
+
+
+def test_finish_refuses_a_pending_key_that_never_passed_a_test(
+    fresh_stack: LocalStack, secret_id: str
+) -> None:
+    """Issue 30: the rotation function's finish promoted a version whose test never passed."""
+    from token_vendor.errors import InvalidRequest
+    from token_vendor.rotation import Rotation
+
+    rotation = Rotation(secret_id, fresh_stack.client("secretsmanager"))
+    rotation.create()  # AIC was never told of the new key: a promote now would break every mint
+    before = _stages(fresh_stack, secret_id)
+
+    with pytest.raises(InvalidRequest, match="has not passed a test"):
+        rotation.finish()
+
+    assert _stages(fresh_stack, secret_id) == before
+    assert rotation.status()["AWSPENDING"]["tested"] is False
+
+
+def test_a_failed_test_takes_back_an_earlier_pass(fresh_stack: LocalStack, secret_id: str) -> None:
+    from token_vendor.errors import InvalidRequest
+    from token_vendor.rotation import Rotation
+
+    rotation = Rotation(secret_id, fresh_stack.client("secretsmanager"))
+    pending = rotation.create()["publicJwk"]
+    fresh_stack.standin.set_keys(fresh_stack.account_id, [public_jwk(fresh_stack.key), pending])
+    rotation.test(_endpoint(fresh_stack), fresh_stack.standin.token_url, ("fr:idm:*",))
+    assert rotation.status()["AWSPENDING"]["tested"] is True
+    fresh_stack.standin.set_keys(fresh_stack.account_id, [public_jwk(fresh_stack.key)])  # AIC dropped it
+
+    with pytest.raises(UpstreamRejected):
+        rotation.test(_endpoint(fresh_stack), fresh_stack.standin.token_url, ("fr:idm:*",))
+
+    assert rotation.status()["AWSPENDING"]["tested"] is False
+    with pytest.raises(InvalidRequest):
+        rotation.finish()
 
 
 def test_a_refused_admin_token_is_exit_4_and_changes_nothing(
@@ -177,13 +226,154 @@ def test_a_dry_run_changes_nothing(rotation_lambda: LocalLambda, fresh_stack: Lo
     assert _svcacct_kids(fresh_stack) == before
 
 
-def test_a_revision_conflict_is_retried_never_overwritten(fresh_stack: LocalStack) -> None:
+def test_a_revision_conflict_is_retried_never_overwritten(
+    fresh_stack: LocalStack, other_rsa_key: Any
+) -> None:
     from token_client.rotate import Idm
 
     idm = Idm(fresh_stack.standin.base_url, fresh_stack.account_id, fresh_stack.standin.admin_token)
-    rev, keys, document = idm.read()
-    assert idm.write(rev, document, keys) is True  # someone else's change: the revision moves on
-    assert idm.write(rev, document, keys) is False  # the stale revision is refused (412), nothing lost
+    rev, keys = idm.read()
+    assert idm.write(rev, keys) is True  # someone else's change: the revision moves on
+    after = _svcacct(fresh_stack)
+    assert idm.write(rev, [*keys, public_jwk(other_rsa_key)]) is False  # stale: 412, nothing lost
+    assert _svcacct(fresh_stack) == after
+
+
+def _svcacct(stack: LocalStack) -> dict[str, Any]:
+    response = urllib3.PoolManager().request(
+        "GET",
+        f"{stack.standin.base_url}/openidm/managed/svcacct/{stack.account_id}",
+        headers={"Authorization": f"Bearer {stack.standin.admin_token}"},
+    )
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def _numbers(stack: LocalStack) -> list[tuple[int, int] | None]:
+    from token_client.rotate import key_numbers
+
+    return [key_numbers(k) for k in json.loads(_svcacct(stack)["jwks"])["keys"]]
+
+
+def _numbers_of(key: Any) -> tuple[int, int]:
+    public = key.public_key().public_numbers()
+    return public.n, public.e
+
+
+def _refused(result: subprocess.CompletedProcess[str], code: int = 7) -> None:
+    assert result.returncode == code, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr  # one line
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [{}, {"kid": "chosen-by-aic", "use": "sig", "alg": "RS256"}],
+    ids=["console-key-without-kid", "key-under-a-kid-of-aics"],
+)
+def test_finish_on_an_account_never_rotated_keeps_its_key(
+    rotation_lambda: LocalLambda, fresh_stack: LocalStack, listed: dict[str, str]
+) -> None:
+    """Issue 30: keys were matched by kid, and the live key listed without one (a console download) or
+    under another matched nothing: --finish wrote {"keys": []}. Keys are now matched by n and e."""
+    fresh_stack.standin.set_keys(fresh_stack.account_id, [{**public_jwk(fresh_stack.key), **listed}])
+    before = _svcacct(fresh_stack)
+
+    result = _rotate(rotation_lambda.endpoint, fresh_stack, "--finish")
+
+    assert result.returncode == 0, result.stderr
+    assert "removed 0 old key(s)" in result.stdout
+    assert _svcacct(fresh_stack) == before  # not even a write
+
+
+def test_finish_after_a_rotation_stopped_before_its_promote_keeps_the_live_key(
+    rotation_lambda: LocalLambda, fresh_stack: LocalStack, secret_id: str
+) -> None:
+    """The test exchange fails, so the secret's AWSCURRENT is still the console key: --finish keeps it
+    (and drops the pending one from AIC); it used to write an empty key set."""
+    fresh_stack.standin.push_faults(
+        Fault("status", 400, b'{"error":"invalid_grant","error_description":"stand-in refusal"}')
+    )
+    stopped = _rotate(rotation_lambda.endpoint, fresh_stack)
+    assert stopped.returncode == 5, stopped.stderr
+    assert "promoted:" not in stopped.stdout
+    assert len(_numbers(fresh_stack)) == 2  # the console key and the pending one
+
+    result = _rotate(rotation_lambda.endpoint, fresh_stack, "--finish")
+
+    assert result.returncode == 0, result.stderr
+    assert _numbers(fresh_stack) == [_numbers_of(fresh_stack.key)]
+    assert "still holds a pending key" in result.stdout
+    assert "AWSPENDING" in [s for v in _stages(fresh_stack, secret_id).values() for s in v]
+
+
+def test_finish_is_refused_when_aic_does_not_list_the_live_key(
+    rotation_lambda: LocalLambda, fresh_stack: LocalStack, other_rsa_key: Any
+) -> None:
+    fresh_stack.standin.set_keys(fresh_stack.account_id, [public_jwk(other_rsa_key)])
+    before = _svcacct(fresh_stack)
+
+    result = _rotate(rotation_lambda.endpoint, fresh_stack, "--finish")
+
+    _refused(result)
+    assert "RotationRefused" in result.stderr
+    assert "does not list the key the fleet signs with" in result.stderr
+    assert _svcacct(fresh_stack) == before
+
+
+def test_a_rotation_is_refused_before_it_creates_a_key_when_aic_lacks_the_live_key(
+    rotation_lambda: LocalLambda, fresh_stack: LocalStack, other_rsa_key: Any, secret_id: str
+) -> None:
+    fresh_stack.standin.set_keys(fresh_stack.account_id, [public_jwk(other_rsa_key)])
+    before, stages = _svcacct(fresh_stack), _stages(fresh_stack, secret_id)
+
+    result = _rotate(rotation_lambda.endpoint, fresh_stack)
+
+    _refused(result)
+    assert "does not list the key the fleet signs with" in result.stderr
+    assert _svcacct(fresh_stack) == before
+    assert _stages(fresh_stack, secret_id) == stages  # no pending version either
+
+
+def test_the_write_changes_jwks_alone_at_the_read_revision(
+    rotation_lambda: LocalLambda, fresh_stack: LocalStack
+) -> None:
+    """Issue 30: the write replaced the whole object with what a GET returned; now it is IDM's PATCH of
+    the one field, with If-Match (a stale revision is 412: test_a_revision_conflict_…)."""
+    writes = fresh_stack.standin.svcacct.writes
+    seen = len(writes)
+    before = {k: v for k, v in _svcacct(fresh_stack).items() if k not in ("_rev", "jwks")}
+
+    started = _rotate(rotation_lambda.endpoint, fresh_stack)
+    finished = _rotate(rotation_lambda.endpoint, fresh_stack, "--finish")
+
+    assert started.returncode == 0, started.stderr
+    assert finished.returncode == 0, finished.stderr
+    assert [method for method, _, _ in writes[seen:]] == ["PATCH", "PATCH"]
+    for _, _, body in writes[seen:]:
+        assert [(op["operation"], op["field"]) for op in body] == [("replace", "/jwks")]
+    assert {k: v for k, v in _svcacct(fresh_stack).items() if k not in ("_rev", "jwks")} == before
+
+
+def test_rotate_pointed_at_the_vendor_function_says_so(
+    rotation_lambda: LocalLambda, fresh_stack: LocalStack
+) -> None:
+    """Issue 34: it said "unknown member(s) 'action'" (exit 3) with no hint."""
+    before = _svcacct(fresh_stack)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(LOCAL_AWS_ENV, AWS_ENDPOINT_URL_LAMBDA=rotation_lambda.endpoint)
+    env["AIC_ADMIN_TOKEN"] = fresh_stack.standin.admin_token
+
+    result = subprocess.run(
+        [sys.executable, "-m", "token_client", "rotate", "--function", "token-vendor",
+         "--idm-url", fresh_stack.standin.base_url],
+        capture_output=True, text=True, env=env, timeout=120, check=False, cwd=REPO,
+    )  # fmt: skip
+
+    _refused(result)
+    assert "is not the KeyRotationFunction" in result.stderr
+    assert "KeyRotationFunctionArn" in result.stderr
+    assert _svcacct(fresh_stack) == before
 
 
 def test_rotate_help_says_what_the_admin_token_needs() -> None:

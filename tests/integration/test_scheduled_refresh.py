@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -11,9 +12,17 @@ from local.aic_standin import Fault
 from local.stack import TENANT, LocalStack
 from tests.integration.conftest import FakeWall, Recorder, budget, direct
 from tests.integration.test_hardening import _item
+from token_vendor.aws_budget import BoundedClient
 from token_vendor.cached_token import cache_key
-from token_vendor.scheduled_refresh import MAX_REFRESHES_PER_RUN, ScheduledRefresher
-from token_vendor.token_table import RecentScopeSet
+from token_vendor.deadline import Deadline
+from token_vendor.scheduled_refresh import (
+    MAX_REFRESHES_PER_MINUTE,
+    MAX_REFRESHES_PER_RUN,
+    MAX_SCAN_PAGES_PER_RUN,
+    ScheduledRefresher,
+)
+from token_vendor.table_use import ScanSlice, refresh_counter_key
+from token_vendor.token_table import RecentScopeSet, TokenTable
 from token_vendor.vending import TokenVendor
 
 pytestmark = pytest.mark.integration
@@ -206,10 +215,19 @@ class _FakeVendor:
 
 
 class _FakeTable:
-    def recently_vended(self, since: float) -> list[RecentScopeSet]:
-        return [
-            RecentScopeSet(cache_key("t.example", "a", (f"s{i}",)), f"s{i}", 100.0, 899.0) for i in range(40)
-        ]
+    def __init__(self, count: int = 40) -> None:
+        self.count = count
+
+    def recently_vended(self, since: float, deadline: Any, **_: Any) -> ScanSlice:
+        return ScanSlice(
+            [
+                RecentScopeSet(cache_key("t.example", "a", (f"s{i}",)), f"s{i}", 100.0, 899.0)
+                for i in range(self.count)
+            ]
+        )
+
+    def take_refresh_slot(self, key: str, limit: int) -> bool:
+        return True
 
 
 def test_attempts_per_run_are_bounded() -> None:
@@ -262,3 +280,190 @@ def test_a_container_that_reads_a_recent_use_from_the_item_writes_none(
         assert vendor.vend(direct("fr:idm:*"), budget()).tier == "table"
 
     assert writes == []
+
+
+# -- issue 30: the run is bounded, whatever the table holds and however many runs are sent -------------
+class _LambdaContext:
+    """What Lambda hands the handler: the time left, here on the test's own monotonic clock."""
+
+    def __init__(self, clock: _Monotonic, milliseconds: float) -> None:
+        self._clock = clock
+        self._ends = clock() + milliseconds / 1000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self._ends - self._clock()) * 1000)
+
+
+class _Monotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _SlowPages:
+    """The table, with every Scan page taking ``seconds`` (a 1 MB page at a few MB/s) on ``clock``."""
+
+    def __init__(self, client: Any, clock: _Monotonic, seconds: float) -> None:
+        self.client = client
+        self.clock = clock
+        self.seconds = seconds
+        self.pages = 0
+
+    def scan(self, **kwargs: Any) -> Any:
+        self.pages += 1
+        self.clock.now += self.seconds
+        return self.client.scan(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def _plant_big_idle_items(stack: LocalStack, count: int, size: int = 350_000) -> None:
+    """What a table writer can do: large items nobody uses (a DynamoDB page holds at most 1 MB of them)."""
+    client = stack.client("dynamodb")
+    for i in range(count):
+        client.put_item(
+            TableName=stack.table_name,
+            Item={"pk": {"S": f"planted-{i:03d}"}, "scope": {"S": "fr:idm:*"}, "blob": {"S": "x" * size}},
+        )
+
+
+def _bounded_vendor(
+    make_vendor: Any, stack: LocalStack, wall: Any, clock: _Monotonic
+) -> tuple[Any, _SlowPages]:
+    slow = _SlowPages(stack.client("dynamodb"), clock, seconds=0.25)
+    vendor = make_vendor(wall=wall, sleeps=[], dynamodb=BoundedClient(slow, sleep=lambda s: None))
+    return vendor, slow
+
+
+def test_planted_large_items_cannot_make_a_run_pass_its_deadline(
+    make_vendor: Any, fresh_stack: LocalStack
+) -> None:
+    wall, clock = FakeWall(), _Monotonic()
+    _plant_big_idle_items(fresh_stack, 40)  # about 20 pages of 1 MB: 5 s of reading
+    vendor, slow = _bounded_vendor(make_vendor, fresh_stack, wall, clock)
+    deadline = Deadline.from_context(_LambdaContext(clock, 3000), clock)
+
+    summary = _refresher(vendor, wall).run(deadline)
+
+    assert clock() <= deadline.at, (
+        f"the run read {slow.pages} pages and ended {clock() - deadline.at:.2f} s late"
+    )
+    assert summary.as_result()["refresh"] == "done"
+    assert not summary.complete
+    assert 0 < summary.pages == slow.pages <= MAX_SCAN_PAGES_PER_RUN
+
+
+def test_a_large_table_is_covered_over_successive_runs(make_vendor: Any, fresh_stack: LocalStack) -> None:
+    """Each run reads a bounded slice and the next carries on, so a scope set in use behind the planted
+    items is still refreshed."""
+    wall, clock = FakeWall(), _Monotonic()
+    make_vendor(wall=wall, sleeps=[]).vend(direct("fr:idm:*"), budget())  # in use
+    _plant_big_idle_items(fresh_stack, 40)
+    wall.advance(899 - 270)  # due
+    vendor, slow = _bounded_vendor(make_vendor, fresh_stack, wall, clock)
+    refresher = _refresher(vendor, wall)
+
+    pages_per_run, refreshed = [], 0
+    for _ in range(8):
+        before = slow.pages
+        summary = refresher.run(Deadline.from_context(_LambdaContext(clock, 3000), clock))
+        pages_per_run.append(slow.pages - before)
+        refreshed += len(summary.refreshed)
+        clock.now += 60
+
+    assert max(pages_per_run) <= 5  # half of the 2.5 s at 0.25 s a page: never the whole table at once
+    assert refreshed == 1
+    assert fresh_stack.standin.exchanges == 2
+
+
+class _StoppedWall:
+    """Wall time that moves only when the test says: one second into the current minute."""
+
+    def __init__(self) -> None:
+        self.now = (time.time() // 60) * 60 + 1.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _plant_due_scope_sets(stack: LocalStack, now: float, count: int) -> None:
+    client = stack.client("dynamodb")
+    for i in range(count):
+        scope = f"s{i:02d}"
+        client.put_item(
+            TableName=stack.table_name,
+            Item={
+                "pk": {"S": cache_key("t.example", "a", (scope,))},
+                "scope": {"S": scope},
+                "expires_at": {"N": repr(now + 100)},  # inside the refresh window
+                "lifetime": {"N": "899.0"},
+                "last_vended": {"N": repr(now - 10)},
+            },
+        )
+
+
+def test_concurrent_runs_together_refresh_at_most_the_fleets_bound_a_minute(fresh_stack: LocalStack) -> None:
+    """Anyone who may invoke may send a run: three at once, and more in the same minute, make at most
+    MAX_REFRESHES_PER_MINUTE attempts between them; the next minute has its own."""
+    wall = _StoppedWall()  # a real clock could cross a minute's end mid-test
+    _plant_due_scope_sets(fresh_stack, wall(), 40)
+    vendors = [_FakeVendor() for _ in range(4)]
+    runs = [
+        ScheduledRefresher(
+            vendor,
+            TokenTable(fresh_stack.table_name, fresh_stack.client("dynamodb"), clock=wall),
+            tenant="t.example",
+            account_ref="a",
+            keep_warm_seconds=3600,
+            clock=wall,
+            metrics=Recorder(),
+        )
+        for vendor in vendors
+    ]
+    barrier = threading.Barrier(3)
+
+    def run(refresher: ScheduledRefresher) -> None:
+        barrier.wait()
+        refresher.run(budget())
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in runs[:3]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    runs[3].run(budget())
+
+    assert sum(v.calls for v in vendors) == MAX_REFRESHES_PER_MINUTE
+    wall.advance(60)
+    runs[3].run(budget())
+    assert sum(v.calls for v in vendors) == 2 * MAX_REFRESHES_PER_MINUTE
+
+
+def test_a_planted_refresh_count_holds_for_at_most_its_minute(fresh_stack: LocalStack) -> None:
+    wall = _StoppedWall()
+    _plant_due_scope_sets(fresh_stack, wall(), 3)
+    client = fresh_stack.client("dynamodb")
+    client.put_item(
+        TableName=fresh_stack.table_name,
+        Item={
+            "pk": {"S": refresh_counter_key("t.example", "a")},
+            "refresh_window": {"N": str(10**12)},  # far in the future
+            "refresh_count": {"N": "999"},
+        },
+    )
+    vendor = _FakeVendor()
+    refresher = ScheduledRefresher(
+        vendor, TokenTable(fresh_stack.table_name, client, clock=wall), tenant="t.example", account_ref="a",
+        keep_warm_seconds=3600, clock=wall, metrics=Recorder(),
+    )  # fmt: skip
+
+    summary = refresher.run(budget())
+
+    assert vendor.calls == 3
+    assert summary.fleet_limited == 0

@@ -165,3 +165,63 @@ def test_a_reporter_waits_out_a_lapsed_lease_the_fleet_still_honours(
     assert served.token.access_token != old
     assert served.retired is not None
     assert fresh_stack.standin.exchanges == 1
+
+
+def test_a_slow_use_record_never_serves_less_validity_than_asked(
+    make_vendor: Any, fresh_stack: LocalStack
+) -> None:
+    """Issue 30 (seeds 745592285 and 281993656): the token is chosen, then the use is recorded; a write
+    that takes time (a retry after a throttle) ages the chosen token below the caller's need. It is chosen
+    again."""
+    wall = FakeWall()
+    client = fresh_stack.client("dynamodb")
+
+    class SlowUseRecord:
+        def update_item(self, **kwargs: Any) -> Any:
+            if "last_vended" in kwargs["UpdateExpression"]:
+                wall.advance(1.0)  # the write and its retry
+            return client.update_item(**kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(client, name)
+
+    minted = make_vendor(wall=wall, sleeps=[]).vend(direct("fr:idm:*"), budget()).token
+    wall.advance(minted.seconds_left(wall()) - 500.3)  # 500.3 s left; the last use recorded over 300 s ago
+    vendor = make_vendor(wall=wall, sleeps=[], dynamodb=SlowUseRecord())
+
+    vended = vendor.vend(direct("fr:idm:*", min_validity=500), budget())
+
+    assert vended.token.seconds_left(wall()) >= 500
+    assert fresh_stack.standin.exchanges == 2  # the aged token was replaced, not handed out
+
+
+def test_a_request_left_without_time_for_the_table_does_not_mint_beside_the_fleet(
+    make_vendor: Any, fresh_stack: LocalStack
+) -> None:
+    """Issue 30 (soak seed 826317362): a process that froze woke near its deadline; the table read failed
+    for lack of time, and the vendor minted on its own, a second exchange beside the fleet's stored token.
+    With less than MIN_WORK_SECONDS left, no exchange starts: the caller gets UpstreamUnavailable."""
+    from botocore.exceptions import ClientError
+
+    from token_vendor.aws_budget import BoundedClient
+    from token_vendor.errors import UpstreamUnavailable
+
+    make_vendor(sleeps=[]).vend(direct("fr:idm:*"), budget())  # the fleet's token, stored
+    clock = [0.0]
+    client = fresh_stack.client("dynamodb")
+
+    class SlowRead:
+        def get_item(self, **kwargs: Any) -> Any:
+            clock[0] += 0.35  # the read takes what is left, and fails
+            raise ClientError({"Error": {"Code": "ValidationException", "Message": "x"}}, "GetItem")
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(client, name)
+
+    vendor = make_vendor(sleeps=[], dynamodb=BoundedClient(SlowRead(), sleep=lambda s: None))
+    fresh_stack.standin.reset_counters()
+
+    with pytest.raises(UpstreamUnavailable):
+        vendor.vend(direct("fr:idm:*"), Deadline.after(0.5, lambda: clock[0]))
+
+    assert fresh_stack.standin.token_requests == 0

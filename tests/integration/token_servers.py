@@ -8,6 +8,7 @@ waitress in a thread, gunicorn in a subprocess; the variants below only choose h
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import json
@@ -68,13 +69,18 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     counter: Counter
     drip = 0.0
+    framing = "length"  # of a dripped body: "length" (keep-alive), "close" (Connection: close), "chunked"
+    slow_first = 0.0  # the first request is answered this many seconds late (a slow AIC behind a gateway)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         return None
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        body = token_body(self.counter.next())
+        number = self.counter.next()
+        body = token_body(number)
+        if number == 1 and self.slow_first:
+            time.sleep(self.slow_first)
         if self.variant == "drop-after-read":  # the request arrived; the answer never leaves
             self.close_connection = True
             return
@@ -83,11 +89,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
-        if self.variant == "chunked":
+        if self.variant == "chunked" or (self.variant == "drip-body" and self.framing == "chunked"):
             self.send_header("Transfer-Encoding", "chunked")
+            body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if self.variant == "drip-body" else body
         else:
             self.send_header("Content-Length", str(len(body)))
-        if self.variant == "connection-close":
+        if self.variant == "connection-close" or self.framing == "close":
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
@@ -104,7 +111,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(0.001)
             return
-        self.wfile.write(body)
+        with contextlib.suppress(OSError):  # a gateway that gave up on a slow answer closed the connection
+            self.wfile.write(body)
 
     def _drip(self, data: bytes) -> None:
         for index in range(len(data)):
@@ -159,7 +167,13 @@ class Served:
 
 
 def serve_stdlib(
-    variant: str, *, http10: bool = False, tls_dir: Path | None = None, drip: float = 0.0
+    variant: str,
+    *,
+    http10: bool = False,
+    tls_dir: Path | None = None,
+    drip: float = 0.0,
+    framing: str = "length",
+    slow_first: float = 0.0,
 ) -> Iterator[Served]:
     counter = Counter()
     handler = type(
@@ -169,6 +183,8 @@ def serve_stdlib(
             "variant": variant,
             "counter": counter,
             "drip": drip,
+            "framing": framing,
+            "slow_first": slow_first,
             "protocol_version": "HTTP/1.0" if http10 else "HTTP/1.1",
         },
     )

@@ -3,9 +3,9 @@
 The simulated table evaluates the vendor's own expressions, so a change to a condition in the vendor
 changes the simulated outcome; the simulator never hard-codes the lease rules. Supported: ``AND``, ``OR``,
 ``NOT``, parentheses, ``= <> < <= > >=`` between attribute paths, ``#names`` and ``:values``,
-``attribute_exists``, ``attribute_not_exists``, ``attribute_type``; updates with ``SET a = :v, …`` and
-``REMOVE a, …``. Comparisons follow DynamoDB: numbers compare as numbers, strings as strings, and a
-missing attribute or a type mismatch makes the comparison false.
+``attribute_exists``, ``attribute_not_exists``, ``attribute_type``; updates with ``SET a = :v, …``,
+``SET a = a + :v`` and ``REMOVE a, …``. Comparisons follow DynamoDB: numbers compare as numbers, strings
+as strings, and a missing attribute or a type mismatch makes the comparison false.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 Item = dict[str, dict[str, Any]]
-_TOKEN = re.compile(r"\s*(<>|<=|>=|=|<|>|\(|\)|,|[A-Za-z_][A-Za-z0-9_]*|#[A-Za-z0-9_]+|:[A-Za-z0-9_]+)")
+_TOKEN = re.compile(r"\s*(<>|<=|>=|=|<|>|\(|\)|,|\+|[A-Za-z_][A-Za-z0-9_]*|#[A-Za-z0-9_]+|:[A-Za-z0-9_]+)")
 _COMPARATORS = {"=", "<>", "<", "<=", ">", ">="}
 
 
@@ -179,6 +179,14 @@ def apply_update(item: Item, expression: str, names: Mapping[str, str], values: 
         if clause == "SET":
             if tokens[position + 1] != "=":
                 raise ValueError(f"unsupported SET in {expression!r}")
+            if position + 3 < len(tokens) and tokens[position + 3] == "+":  # SET a = a + :v (numbers)
+                base = item.get(names.get(tokens[position + 2], tokens[position + 2]))
+                if base is None or "N" not in base:
+                    raise ValueError("an operand of + is missing or not a number")  # DynamoDB refuses it
+                added = Decimal(base["N"]) + Decimal(values[tokens[position + 4]]["N"])
+                updated[name] = {"N": str(added)}
+                position += 5
+                continue
             updated[name] = dict(values[tokens[position + 2]])
             position += 3
         elif clause == "REMOVE":

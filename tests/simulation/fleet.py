@@ -346,6 +346,14 @@ def _caller(
                 outcome.error = f"escaped {type(exc).__name__}: {exc}"
             outcome.ended = scheduler.now
             outcome.stalled = me.stalled - stalled_before
+            if rejected is not None and not outcome.named_stored:
+                # A holder that stalled before its write stores the token its environment already served:
+                # a report of it names the stored token once that write lands (soak seeds 826300020,
+                # 826294604, 826317362), and the contract mints its replacement.
+                landed = ddb.stored.get(key, [])
+                outcome.named_stored = any(
+                    outcome.started <= at <= outcome.ended and fp == rejected for at, fp in landed
+                )
             me.request = None
 
     return run

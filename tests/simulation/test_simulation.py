@@ -95,3 +95,19 @@ def test_help_lists_every_switch(capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_run_prints_its_seed_range(capsys: pytest.CaptureFixture[str]) -> None:
     assert simulate.main(["--histories", "4", "--start", "500", "--workers", "1"]) == 0
     assert "seeds 500..503" in capsys.readouterr().out
+
+
+def test_a_soak_draws_its_first_seed_even_in_ci_and_prints_the_range_first(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``make soak``: a random start each time (CI's fixed start is for ``make simulate``), and the range
+    is the first line, so a run stopped half way still says what to replay."""
+    monkeypatch.setenv("CI", "1")
+    starts = set()
+    for _ in range(2):
+        assert simulate.main(["--histories", "2", "--random-start", "--workers", "1"]) == 0
+        first = capsys.readouterr().out.splitlines()[0]
+        assert first.startswith("simulate: seeds ")
+        starts.add(first.split()[2])
+    assert len(starts) == 2
+    assert "1..2" not in starts

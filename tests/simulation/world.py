@@ -249,6 +249,8 @@ class SimDynamoDB(Latency):
     ) -> None:
         super().__init__(scheduler, random.Random(rng.random()), latency)
         self.items: dict[str, Item] = {}
+        # key -> (time, fingerprint) of every token stored: what a reporter's report may have named
+        self.stored: dict[str, list[tuple[float, str]]] = {}
         self._observed = observed
         self._rng = rng
         self._fault_rate = fault_rate
@@ -299,6 +301,8 @@ class SimDynamoDB(Latency):
         if compared and float(Item["expires_at"]["N"]) < float(current["expires_at"]["N"]):  # type: ignore[index]
             self._observed.violations.append("invariant 3: the table went backwards (an earlier expiry)")
         self.items[key] = {k: dict(v) for k, v in Item.items()}
+        if "fingerprint" in Item:
+            self.stored.setdefault(key, []).append((self._scheduler.now, Item["fingerprint"]["S"]))
         self._observed.writes += 1
         if self.referee is not None:
             self.referee.stored(key, current, self.items[key])
@@ -361,15 +365,26 @@ class SimDynamoDB(Latency):
         ExpressionAttributeNames: dict[str, str] | None = None,
         ProjectionExpression: str = "",
         ExclusiveStartKey: dict[str, Any] | None = None,
+        Limit: int | None = None,
     ) -> dict[str, Any]:
-        """One page with every live item the filter (the vendor's own expression) keeps."""
+        """One page: up to ``Limit`` items read (in key order, after ``ExclusiveStartKey``), of which the
+        filter (the vendor's own expression) keeps some; ``LastEvaluatedKey`` when more remain."""
         self._scheduler.point("Scan")
         self._maybe_fail("Scan")
         if self.wait("Scan"):
             raise read_timeout("Scan")
         keep = Condition(FilterExpression, ExpressionAttributeNames or {}, ExpressionAttributeValues)
-        items = [self._live(key) for key in sorted(self.items)]
-        return {"Items": [{k: dict(v) for k, v in i.items()} for i in items if i and keep.evaluate(i)]}
+        after = ExclusiveStartKey["pk"]["S"] if ExclusiveStartKey else None
+        keys = [key for key in sorted(self.items) if after is None or key > after]
+        read = keys[:Limit] if Limit else keys
+        items = [self._live(key) for key in read]
+        page: dict[str, Any] = {
+            "Items": [{k: dict(v) for k, v in i.items()} for i in items if i and keep.evaluate(i)],
+            "ScannedCount": len(read),
+        }
+        if len(read) < len(keys):
+            page["LastEvaluatedKey"] = {"pk": {"S": read[-1]}}
+        return page
 
 
 class SimKMS(Latency):

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from local.aws import load_template, table_definition
+from tests.template.iam_model import Stack
 
 REPO = Path(__file__).resolve().parents[2]
 LINT_BIN = REPO / ".venv-lint" / "bin"
@@ -84,8 +85,9 @@ def test_the_table_is_what_the_contract_says(template: dict[str, Any]) -> None:
     assert props["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
-    assert props["SSESpecification"]["SSEType"] == "KMS"
-    assert props["SSESpecification"]["KMSMasterKeyId"] == {"Ref": "TokenCacheKey"}
+    # Issue 32: the AWS owned key (each token is already sealed under TokenCacheKey); a customer managed
+    # table key would need every caller's kms:Decrypt via DynamoDB (tests/template/test_authorization.py).
+    assert props["SSESpecification"] == {"SSEEnabled": False}
     assert "PointInTimeRecoverySpecification" not in props  # issue 23: a cache needs no backups (decisions)
 
 
@@ -186,9 +188,8 @@ def test_only_the_functions_role_may_use_the_cache_key_and_only_for_the_token_ca
         "AWS": [{"Fn::GetAtt": "TokenVendorFunctionRole.Arn"}, {"Fn::GetAtt": "TokenApiFunctionRole.Arn"}]
     }
     assert use["Condition"] == {"StringEquals": {"kms:EncryptionContext:purpose": "token-cache"}}
-    # DynamoDB's own SSE may use it only through DynamoDB, for this account.
-    sse = by_sid["DynamoDbServerSideEncryption"]["Condition"]["StringEquals"]
-    assert set(sse) == {"kms:ViaService", "kms:CallerAccount"}
+    # Issue 32: the table is under the AWS owned key, so nothing else may use this one.
+    assert set(by_sid) == {"AccountAdministersOnly", "VendorEnvelopeUse"}
     function_policy = template["Resources"]["TokenVendorFunction"]["Properties"]["Policies"][0]["Statement"]
     envelope = next(s for s in function_policy if s.get("Sid") == "EnvelopeWithTheOneKey")
     assert envelope["Condition"]["StringEquals"] == {"kms:EncryptionContext:purpose": "token-cache"}
@@ -301,8 +302,14 @@ def test_tracing_is_one_switch_for_the_api_the_function_and_the_state_machine(
 
 # -- issue 13: operate -------------------------------------------------------------------------------
 def test_the_dashboard_shows_what_operators_ask_for(template: dict[str, Any]) -> None:
-    body = json.loads(template["Resources"]["TokenVendorDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"])
-    shown = {m[1] for w in body["widgets"] for m in w["properties"]["metrics"]}
+    shown: set[str] = set()
+    for front in ("rest-api", "function-url"):
+        stack = Stack(template)
+        stack.parameters["HttpFront"] = front
+        body = json.loads(
+            stack.resolve(template["Resources"]["TokenVendorDashboard"]["Properties"]["DashboardBody"])
+        )
+        shown |= {m[1] for w in body["widgets"] for m in w["properties"]["metrics"]}
     wanted = {
         "MemoryHits", "TableHits", "Mints", "StaleServed", "MintLatency", "MintFailures", "LeaseWaits",
         "Refused_AccessDenied", "Refused_InvalidScope", "TokenRetired", "RetireRateLimited",

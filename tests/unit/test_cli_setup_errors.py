@@ -136,3 +136,145 @@ def test_an_unexpected_failure_is_one_line_exit_7(
 
     assert cli.main(["--scope", "fr:idm:*", "--function", "x"]) == 7
     assert "disk on fire" in _one_line(capsys)
+
+
+# Issue 34 item 3: the mistakes a newcomer made, each with its message and exit code (4 or 7, never 6).
+
+
+@pytest.fixture
+def some_credentials(bare_machine: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+
+
+def test_a_misspelt_region_is_exit_7_not_retry_later(
+    some_credentials: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(["--scope", "fr:idm:*", "--function", "token-vendor", "--region", "eu-wst-2"])
+
+    assert code == 7
+    assert "unknown AWS region 'eu-wst-2'" in _one_line(capsys)
+
+
+def test_no_region_on_function_is_exit_7_never_us_east_1(
+    some_credentials: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(["--scope", "fr:idm:*", "--function", "token-vendor"])
+
+    assert code == 7
+    line = _one_line(capsys)
+    assert "no AWS region" in line
+    assert "AWS_REGION" in line
+    assert "AWS_DEFAULT_REGION" in line
+
+
+def test_the_function_arn_names_the_region(some_credentials: None) -> None:
+    arn = "arn:aws:lambda:eu-west-2:123456789012:function:token-vendor"
+    transport = TokenClient.for_function(arn)._transport
+
+    assert transport._client.meta.region_name == "eu-west-2"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("variable", ["AWS_REGION", "AWS_DEFAULT_REGION"])
+def test_function_and_cache_honour_aws_region_and_aws_default_region(
+    variable: str, some_credentials: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from token_client.cache_tool import CacheTool
+
+    monkeypatch.setenv(variable, "eu-west-2")
+
+    assert CacheTool.for_table("tokens")._client.meta.region_name == "eu-west-2"
+    transport = TokenClient.for_function("token-vendor")._transport
+    assert transport._client.meta.region_name == "eu-west-2"  # type: ignore[attr-defined]
+
+
+def test_cache_with_a_misspelt_region_is_exit_7(
+    some_credentials: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu-wst-2")
+
+    assert cli.main(["cache", "status", "--table", "tokens"]) == 7
+    assert "unknown AWS region 'eu-wst-2'" in _one_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("code", "hint"),
+    [
+        ("ExpiredTokenException", "credentials have expired"),
+        ("UnrecognizedClientException", "refused the credentials"),
+    ],
+)
+def test_refused_or_expired_credentials_on_function_are_exit_7(
+    code: str, hint: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from token_client.transports import LambdaTransport
+
+    class Lambda:
+        def invoke(self, **kwargs: Any) -> Any:
+            raise ClientError({"Error": {"Code": code, "Message": "The security token is expired"}}, "Invoke")
+
+    transport = LambdaTransport("token-vendor", client=Lambda(), prove_identity=False)
+    monkeypatch.setattr(
+        TokenClient,
+        "for_function",
+        classmethod(lambda cls, f, **kw: TokenClient(transport, sleep=lambda s: None)),
+    )
+
+    assert cli.main(["--scope", "fr:idm:*", "--function", "token-vendor"]) == 7
+    assert hint in _one_line(capsys)
+
+
+@pytest.mark.parametrize("argv", [["--function", ""], ["--function", "no such"], ["--min-validity", "841"]])
+def test_an_empty_or_malformed_function_and_an_out_of_range_validity_are_exit_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    full = (
+        ["--scope", "fr:idm:*", *argv]
+        if argv[0] != "--min-validity"
+        else ["--scope", "x", "--function", "f", *argv]
+    )
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(full)
+
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["exec", "--help"]])
+def test_help_gives_min_validity_s_range(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(argv)
+
+    assert "0 to 840" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--scope", "x", "--function", "f"], "give the command after --"),
+        (["--scope", "x", "--function", "f", "--"], "no command after --"),
+        (["--scope", "x", "--function", "f", "--env", "1BAD", "--", "true"], "not an environment variable"),
+    ],
+)
+def test_exec_bad_arguments_are_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["exec", *argv])
+
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert message in err
+
+
+@pytest.mark.parametrize(
+    "region", ["eu-west-2", "cn-north-1", "us-gov-west-1", "eusc-de-east-1", "us-iso-east-1"]
+)
+def test_every_partition_s_regions_are_known(region: str) -> None:
+    from token_client.regions import resolve_region
+
+    assert resolve_region(region) == region
+    assert resolve_region(None, environ={"AWS_DEFAULT_REGION": region}) == region

@@ -8,8 +8,12 @@ publishes for it; the verifier must compute that signature from the request alon
 
 from __future__ import annotations
 
+import io
+from email.message import Message
+
 import pytest
 
+from local.api_front import MAX_BODY, BadFraming, read_body
 from local.sigv4 import (
     canonical_query,
     canonical_request,
@@ -146,3 +150,51 @@ def test_a_raw_query_and_its_encoded_form_canonicalise_alike() -> None:
         canonical_query("scope=fr:idm:*") == canonical_query("scope=fr%3Aidm%3A%2A") == "scope=fr%3Aidm%3A%2A"
     )
     assert canonical_query("q=a+b&b&a=1=2") == "a=1%3D2&b=&q=a%2Bb"
+
+
+# The request body as the front frames it (issue 31): Content-Length or Transfer-Encoding: chunked.
+
+
+def _message(**headers: str) -> Message:
+    message = Message()
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    return message
+
+
+def test_a_chunked_body_is_decoded_and_the_next_request_is_left_in_the_stream() -> None:
+    stream = io.BytesIO(b"4\r\nWiki\r\nA;ext=1\r\npedia in 1\r\n0\r\nTrailer: x\r\n\r\nGET / HTTP/1.1\r\n")
+
+    body = read_body(stream, _message(Transfer_Encoding="chunked"))
+
+    assert body == b"Wikipedia in 1"
+    assert stream.read() == b"GET / HTTP/1.1\r\n"
+
+
+@pytest.mark.parametrize(
+    ("raw", "headers", "status"),
+    [
+        (b"4\nWiki\r\n0\r\n\r\n", {"Transfer_Encoding": "chunked"}, 400),  # bare LF after the size
+        (b"-4\r\nWiki\r\n0\r\n\r\n", {"Transfer_Encoding": "chunked"}, 400),
+        (b"4\r\nWiki\r\n", {"Transfer_Encoding": "chunked"}, 400),  # the stream ends before the last chunk
+        (b"4\r\nWiki\r\n0\r\nTrailer: x", {"Transfer_Encoding": "chunked"}, 400),
+        (b"FFFFFF\r\n", {"Transfer_Encoding": "chunked"}, 413),
+        (b"", {"Transfer_Encoding": "identity"}, 501),
+        (b"", {"Content_Length": "1e3"}, 400),
+        (b"", {"Content_Length": "\u0661"}, 400),
+        (b"", {"Content_Length": str(MAX_BODY + 1)}, 413),
+    ],
+)
+def test_a_body_of_uncertain_length_is_refused(raw: bytes, headers: dict[str, str], status: int) -> None:
+    with pytest.raises(BadFraming) as refused:
+        read_body(io.BytesIO(raw), _message(**headers))
+
+    assert refused.value.status == status
+
+
+def test_two_content_lengths_that_differ_are_refused() -> None:
+    message = _message(Content_Length="5")
+    message["Content-Length"] = "6"
+
+    with pytest.raises(BadFraming):
+        read_body(io.BytesIO(b"hello!"), message)

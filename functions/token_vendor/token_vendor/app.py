@@ -137,20 +137,13 @@ def _scheduled_refresh(event: Mapping[str, Any], context: Any) -> dict[str, Any]
 
 
 def _proven(request: VendRequest, proof_document: object, deadline: Deadline) -> VendRequest:
-    """The request as the principal STS names. A proof that fails never falls back to
-    DIRECT_INVOKE_SCOPES (CONTRACT section 6)."""
-    from token_vendor.identity_proof import parse_proof  # only direct invokers that prove who they are
-
-    verifier = _runtime.proof_verifier()
-    known = verifier.remembered_raw(proof_document)  # a proof verified before: no parse, no STS call
-    if known is not None:
-        return replace(request, caller=known, identified="sts-proof")
+    """The request as the principal STS names. The proof is parsed before anything is remembered or sent;
+    a proof that fails never falls back to DIRECT_INVOKE_SCOPES (CONTRACT section 6)."""
     settings = _runtime.vendor().settings
-    proof = parse_proof(
+    arn = _runtime.proof_verifier().identify(
         proof_document,
         sts_url=settings.sts_endpoint_url,
         audience=settings.identity_audience,
-        now=time.time(),
+        deadline=deadline,
     )
-    arn = verifier.verify(proof, deadline)
     return replace(request, caller=arn, identified="sts-proof")

@@ -150,13 +150,17 @@ class EnvelopeError(InternalFault):
 
 class NoAnswer(InternalFault):
     """No complete answer. ``sent``: the request may have been processed (a retry may cost a token);
-    ``unresolved``: the host name does not resolve."""
+    ``unresolved``: the host name does not resolve; ``certificate``: the server's certificate was not
+    trusted (nothing was sent; retrying cannot help)."""
 
-    def __init__(self, reason: str, *, sent: bool, unresolved: bool = False) -> None:
+    def __init__(
+        self, reason: str, *, sent: bool, unresolved: bool = False, certificate: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.sent = sent
         self.unresolved = unresolved
+        self.certificate = certificate
 
 
 class RetryableAttempt(InternalFault):

@@ -165,6 +165,11 @@ def note_http_error(error: TokenVendorError) -> None:
     event) also becomes the invocation's audit outcome."""
     METRICS.add_metric(f"HttpStatus_{error.status}", "Count", 1)
     invocation: _Invocation | None = getattr(_current, "invocation", None)
+    # An unexpected failure counts toward InternalErrorAlarm on every front (issue 32: over HTTP it was a
+    # bare 500); one raised inside a vend was counted by note_refusal already.
+    refused = f"Refused_{error.name}"
+    if error.name == "InternalError" and (invocation is None or refused not in invocation.metrics):
+        METRICS.add_metric(refused, "Count", 1)
     if invocation is not None and invocation.fields.get("outcome") == "unknown":
         invocation.fields = {"message": "request refused", "outcome": error.name, "error": error.message}
 

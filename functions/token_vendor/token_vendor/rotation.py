@@ -7,10 +7,14 @@ drives it, step by step, each step idempotent:
 - ``create``: a new RSA key pair as the secret's ``AWSPENDING`` version, in the current version's format
   (``serviceAccountId`` + ``jwk`` with a ``kid``); answers only the public JWK. An existing pending
   version is answered again, never replaced.
-- ``test``: one exchange at AIC with the pending key and the account's scopes.
+- ``test``: one exchange at AIC with the pending key and the account's scopes. A pass puts the staging
+  label ``TESTED_STAGE`` on the pending version (a failure takes it off), so the pass is recorded on the
+  version it proved, in the secret itself (docs/decisions.md).
 - ``finish``: ``AWSPENDING`` becomes ``AWSCURRENT``; Secrets Manager keeps the old one as ``AWSPREVIOUS``.
+  Refused unless the pending version carries ``TESTED_STAGE``: a key AIC never accepted is never promoted.
   The vendor picks the new version up within 5 minutes (CONTRACT section 3), at once after a refusal.
-- ``status``: the current, pending and previous versions with their key ids.
+- ``status``: the current, pending and previous versions with their key ids and public numbers (``n``,
+  ``e``: what ``aic-token rotate`` matches AIC's keys by), and whether the pending one passed a test.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ from token_vendor.settings import load_settings
 from token_vendor.token_endpoint import TokenEndpoint
 
 ACTIONS = ("status", "create", "test", "finish")
+# A custom staging label, "AIC accepted this pending key": a label sits on one version at a time, so it names
+# the version the test proved; moving it needs only UpdateSecretVersionStage, which the function holds.
+TESTED_STAGE = "AICTESTED"
 
 
 def _b64(number: int) -> str:
@@ -108,12 +115,29 @@ class Rotation:
         for stage in ("AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"):
             if stage in stages and not (stage == "AWSPENDING" and stages[stage] == stages.get("AWSCURRENT")):
                 key = self._key(stage)
+                public = public_of(key)
                 out[stage] = {
                     "versionId": key.version_id,
-                    "kid": public_of(key)["kid"],
+                    "kid": public["kid"],
+                    "publicJwk": {k: public[k] for k in ("kty", "n", "e", "kid")},
                     "account": key.account_id,
                 }
+        if "AWSPENDING" in out:
+            out["AWSPENDING"]["tested"] = stages.get(TESTED_STAGE) == stages["AWSPENDING"]
         return out
+
+    def _label(self, stages: dict[str, str], version: str, *, tested: bool) -> None:
+        """Put ``TESTED_STAGE`` on ``version`` (moving it off whichever version held it), or take it off."""
+        holder = stages.get(TESTED_STAGE)
+        if tested and holder != version:
+            moved = {"RemoveFromVersionId": holder} if holder else {}
+            self._client.update_secret_version_stage(
+                SecretId=self._secret, VersionStage=TESTED_STAGE, MoveToVersionId=version, **moved
+            )
+        elif not tested and holder == version:
+            self._client.update_secret_version_stage(
+                SecretId=self._secret, VersionStage=TESTED_STAGE, RemoveFromVersionId=version
+            )
 
     def create(self) -> dict[str, Any]:
         stages = self._stages()
@@ -148,7 +172,12 @@ class Rotation:
                 kid=key.kid,
             )
 
-        issued = endpoint.exchange(sign, scopes, Deadline.after(10.0, time.monotonic), attempts=2)
+        try:
+            issued = endpoint.exchange(sign, scopes, Deadline.after(10.0, time.monotonic), attempts=2)
+        except TokenVendorError:
+            self._label(stages, key.version_id, tested=False)  # a pass that no longer holds is forgotten
+            raise
+        self._label(stages, key.version_id, tested=True)
         return {"accepted": True, "versionId": key.version_id, "expiresIn": issued.expires_in}
 
     def finish(self) -> dict[str, Any]:
@@ -156,6 +185,11 @@ class Rotation:
         pending, current = stages.get("AWSPENDING"), stages.get("AWSCURRENT")
         if pending is None or pending == current:
             return {"promoted": False, "current": current}  # already done (or nothing to do)
+        if stages.get(TESTED_STAGE) != pending:
+            raise InvalidRequest(
+                f"the pending key (secret version {pending}) has not passed a test at AIC: run the test "
+                "step first (aic-token rotate does); it stays pending and AWSCURRENT is unchanged"
+            )
         self._client.update_secret_version_stage(
             SecretId=self._secret,
             VersionStage="AWSCURRENT",
@@ -165,6 +199,7 @@ class Rotation:
         self._client.update_secret_version_stage(
             SecretId=self._secret, VersionStage="AWSPENDING", RemoveFromVersionId=pending
         )
+        self._label(stages, pending, tested=False)  # the label marks a pending version only
         return {"promoted": True, "current": pending, "previous": current}
 
 

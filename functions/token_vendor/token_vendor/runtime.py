@@ -22,6 +22,7 @@ import botocore.session
 
 from token_vendor.authorization import Authorizer
 from token_vendor.aws_budget import CLIENT_CONFIG, BoundedClient
+from token_vendor.bounded_http import endpoint_pool
 from token_vendor.coordination import KeyLocks
 from token_vendor.envelope import Envelope
 from token_vendor.errors import ConfigurationError
@@ -30,7 +31,7 @@ from token_vendor.key_source import KeySource
 from token_vendor.memory_cache import MemoryCache
 from token_vendor.minting import Minter
 from token_vendor.retirement import Retirement
-from token_vendor.settings import Settings, load_settings
+from token_vendor.settings import Egress, Settings, load_egress, load_settings
 from token_vendor.token_endpoint import TokenEndpoint
 from token_vendor.token_table import TokenTable
 from token_vendor.vending import SlowPath, TokenVendor
@@ -100,7 +101,10 @@ def compose_vendor(
 
 
 def build_vendor(
-    settings: Settings, session: botocore.session.Session | None = None, memory: MemoryCache | None = None
+    settings: Settings,
+    session: botocore.session.Session | None = None,
+    memory: MemoryCache | None = None,
+    egress: Egress | None = None,
 ) -> TokenVendor:
     # botocore directly: boto3 adds resources and s3transfer (~40 ms of cold start) that we never use.
     session = session or botocore.session.get_session()
@@ -127,7 +131,9 @@ def build_vendor(
     return compose_vendor(
         settings,
         key_source=keys,
-        endpoint=TokenEndpoint(settings.token_endpoint_url, metrics=METRICS),
+        endpoint=TokenEndpoint(
+            settings.token_endpoint_url, pool=endpoint_pool(egress or Egress()), metrics=METRICS
+        ),
         dynamodb=cast("DynamoDBClient", _client(session, "dynamodb")),
         envelope=envelope,
         memory=memory if memory is not None else MemoryCache(),
@@ -147,6 +153,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._verifier: ProofVerifier | None = None
         self._refresher: ScheduledRefresher | None = None
+        self._egress: Egress | None = None  # proxies and CA bundle for the exchange and STS
 
     def prepare(self) -> None:
         """Wire the vendor now. ``app`` calls this at import, so Lambda's init phase pays for the settings
@@ -154,17 +161,21 @@ class Runtime:
         with self._lock:
             if self._vendor is None and self._error is None:
                 try:
-                    self._vendor = build_vendor(load_settings(self._environ or os.environ))
+                    environ = self._environ or os.environ
+                    self._egress = load_egress(environ)
+                    self._vendor = build_vendor(load_settings(environ), egress=self._egress)
                 except ConfigurationError as exc:
                     self._error = exc
 
     def proof_verifier(self) -> ProofVerifier:
         """Created on the first identity proof: callers without one never pay for it."""
+        self.prepare()  # the egress settings (a bad one fails the invocation on the vendor anyway)
         with self._lock:
             if self._verifier is None:
                 from token_vendor.identity_proof import ProofVerifier  # on the first proof only
 
-                self._verifier = ProofVerifier(clock=time.time)
+                pool = endpoint_pool(self._egress or Egress())
+                self._verifier = ProofVerifier(pool=pool, clock=time.time)
             return self._verifier
 
     def refresher(self) -> ScheduledRefresher:

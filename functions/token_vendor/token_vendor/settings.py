@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from token_vendor.errors import ConfigurationError, InvalidScope
+from token_vendor.partitions import sts_endpoint
 from token_vendor.scopes import Scopes, normalise_scopes
 
 MAX_VALIDITY_SECONDS = 840  # AIC tokens live 899 s; leave a minute for the caller to use one
@@ -177,11 +179,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     account_id = env.get("SERVICE_ACCOUNT_ID", "").strip() or None
     sts_raw = env.get("STS_ENDPOINT_URL", "").strip()
     region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip() or "us-east-1"
-    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}", region):
-        raise _fail("AWS_REGION", "is not an AWS region name")
-    sts = (
-        parse_endpoint_url("STS_ENDPOINT_URL", sts_raw) if sts_raw else f"https://sts.{region}.amazonaws.com/"
-    )
+    # The region's partition (botocore's data) gives STS's domain: .amazonaws.com.cn, .amazonaws.eu, ...
+    regional_sts = sts_endpoint(region)
+    if regional_sts is None:
+        raise _fail("AWS_REGION", "is not a region of any AWS partition this botocore knows")
+    sts = parse_endpoint_url("STS_ENDPOINT_URL", sts_raw) if sts_raw else regional_sts
     identity_audience = (
         env.get("IDENTITY_AUDIENCE", "").strip()
         or env.get("AWS_LAMBDA_FUNCTION_NAME", "").strip()
@@ -216,3 +218,44 @@ def _keep_warm(env: Mapping[str, str]) -> int:
     if not re.fullmatch(r"[0-9]{1,6}", raw) or int(raw) > 86_400:
         raise _fail("KEEP_WARM_SECONDS", "must be a whole number of seconds from 0 to 86400 (0 turns it off)")
     return int(raw)
+
+
+@dataclass(frozen=True)
+class Egress:
+    """How the function's own HTTP calls (token endpoint, STS) leave, read as botocore reads it.
+
+    ``proxies`` has ``urllib.request.getproxies()``'s shape (scheme -> proxy URL, ``"no"`` -> NO_PROXY)
+    so that ``urllib.request.proxy_bypass_environment`` applies NO_PROXY exactly as botocore does;
+    ``ca_bundle`` (AWS_CA_BUNDLE) replaces the system's trust store, as it does for botocore.
+    """
+
+    proxies: Mapping[str, str] = field(default_factory=dict)
+    ca_bundle: str | None = None
+
+
+def load_egress(env: Mapping[str, str]) -> Egress:
+    """HTTPS_PROXY / https_proxy / HTTP_PROXY / NO_PROXY (lower case wins) and AWS_CA_BUNDLE (CONTRACT 2)."""
+    proxies: dict[str, str] = {}
+    for name, value in env.items():  # urllib.request.getproxies_environment, on an explicit mapping
+        if value and name.lower()[-6:] == "_proxy":
+            proxies[name.lower()[:-6]] = value
+    for name, value in env.items():
+        if name[-6:] == "_proxy":
+            if value:
+                proxies[name[:-6]] = value
+            else:
+                proxies.pop(name[:-6], None)
+    proxies = {k: v.strip() for k, v in proxies.items() if k in ("http", "https", "no")}
+    for scheme in ("http", "https"):
+        if scheme in proxies:
+            parts = urlsplit(proxies[scheme] if "://" in proxies[scheme] else "http://" + proxies[scheme])
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                # never echo the value: a proxy URL may carry a password
+                raise _fail(
+                    f"{scheme.upper()}_PROXY", "must be a proxy URL such as http://proxy.internal:3128"
+                )
+            proxies[scheme] = urlunsplit(parts)
+    ca_bundle = env.get("AWS_CA_BUNDLE", "").strip() or None
+    if ca_bundle is not None and not os.path.isfile(ca_bundle):
+        raise _fail("AWS_CA_BUNDLE", "must name a readable PEM file of trusted CA certificates")
+    return Egress(proxies, ca_bundle)

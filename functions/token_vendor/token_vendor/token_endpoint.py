@@ -255,11 +255,19 @@ class TokenEndpoint:
             reason = exc.reason
             if exc.unresolved:
                 reason = f"host {self._host} does not resolve (check TENANT_FQDN or TOKEN_ENDPOINT_URL)"
+            if exc.certificate:  # nothing was sent and a retry meets the same certificate
+                if self._metrics is not None:
+                    self._metrics.add_metric("ExchangeCertificateRefused", "Count", 1)
+                raise UpstreamUnavailable(
+                    f"token endpoint unavailable: {reason} (trust a private CA with AWS_CA_BUNDLE)",
+                    retry_after=60,
+                ) from exc
             raise _Retryable(reason, sent=exc.sent) from exc
         status, data = answer.status, answer.body
         if status == 429 or status >= 500:
             retry_after = parse_retry_after(answer.headers.get("Retry-After"), self._wall_clock())
-            raise _Retryable(f"HTTP {status}", retry_after)
+            # A gateway's 502/504 came after the request left: AIC may have minted a token nobody gets.
+            raise _Retryable(f"HTTP {status}", retry_after, sent=status in (502, 504))
         if len(data) > MAX_BODY_BYTES:
             raise UpstreamUnavailable(f"token endpoint answered HTTP {status} with an oversized body")
         if status == 200:

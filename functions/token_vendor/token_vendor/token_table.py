@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from token_vendor import fleet_lease
 from token_vendor.cached_token import CachedToken, fingerprint
+from token_vendor.deadline import Deadline
 from token_vendor.envelope import Envelope
 from token_vendor.errors import CacheMisconfigured, CacheUnavailable
 from token_vendor.fleet_lease import MAX_CLOCK_DIFFERENCE
@@ -42,7 +43,7 @@ from token_vendor.table_item import (
     _is_condition_failure,
     token_aad,
 )
-from token_vendor.table_use import UseRecords
+from token_vendor.table_use import ScanSlice, UseRecords
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -115,9 +116,20 @@ class TokenTable:
         """Record a caller's use of the scope set (table_use.UseRecords holds the rule)."""
         self._uses.note_vended(key, now)
 
-    def recently_vended(self, since: float, limit: int = 1000) -> list[RecentScopeSet]:
-        """Items a caller used after ``since`` (table_use.UseRecords holds the rule)."""
-        return self._uses.recently_vended(since, limit)
+    def recently_vended(
+        self,
+        since: float,
+        deadline: Deadline,
+        *,
+        start: dict[str, Any] | None = None,
+        pages: int = 10,
+    ) -> ScanSlice:
+        """Items a caller used after ``since``, in bounded pages (table_use.UseRecords holds the rule)."""
+        return self._uses.recently_vended(since, deadline, start=start, pages=pages)
+
+    def take_refresh_slot(self, key: str, limit: int) -> bool:
+        """One of the fleet's scheduled refreshes for this minute (table_use.UseRecords holds the rule)."""
+        return self._uses.take_refresh_slot(key, limit)
 
     def read(self, key: str) -> TableEntry:
         try:

@@ -1,7 +1,8 @@
 """``aic-token``: an AIC access token for shell users and CI jobs, and the operator's cache tool.
 
-    aic-token --scope "fr:idm:*" (--url URL | --function NAME_OR_ARN) [--header | --json]
+    aic-token --scope 'fr:idm:*' (--url URL | --function NAME_OR_ARN) [--header | --json]
               [--region R] [--profile P] [--min-validity SECONDS] [--rejected FINGERPRINT]
+    aic-token exec --scope 'fr:idm:*' (--url URL | --function NAME_OR_ARN) [--env NAME] -- COMMAND ARG...
     aic-token cache status --table NAME [--region R] [--profile P] [--json]
     aic-token cache flush  --table NAME (--scope S ... | --all) [--yes]
 
@@ -23,7 +24,7 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError
 
-from token_client.client import TokenClient, fingerprint
+from token_client.client import DEFAULT_MIN_VALIDITY, TokenClient, fingerprint
 from token_client.errors import (
     AccessDenied,
     InvalidRequest,
@@ -39,13 +40,18 @@ from token_client.transports import local_problem
 PROG = "aic-token"
 EPILOG = """\
 other commands:
+  aic-token exec --scope S (--url URL | --function F) [--env NAME] [--min-validity N] -- COMMAND ARG...
+                                                        run COMMAND with the token in $AIC_ACCESS_TOKEN
+                                                        (never on a command line; exit code: COMMAND's)
   aic-token cache status --table NAME [--json]          the shared cache, without tokens (operators)
   aic-token cache flush --table NAME (--scope S | --all) [--yes]
   aic-token rotate --function ROTATION_FN --idm-url https://TENANT [--finish | --dry-run]
                                                         rotate the account's key (aic-token rotate --help)
 
 environment:
-  AWS_PROFILE, AWS_REGION, AWS_ACCESS_KEY_ID...        credentials and region (the standard chain)
+  AWS_PROFILE, AWS_ACCESS_KEY_ID...                    credentials (the standard chain)
+  AWS_REGION, AWS_DEFAULT_REGION                       the region, when --region, the URL or the ARN
+                                                       names none (no region at all: exit 7)
   AWS_ENDPOINT_URL_LAMBDA                              another Lambda Invoke endpoint for --function
                                                        (the local stack's, say)
 
@@ -69,6 +75,7 @@ _FUNCTION_ARN = re.compile(
 )
 _FINGERPRINT = re.compile(r"[0-9a-f]{12}")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MAX_MIN_VALIDITY = 840  # the vendor's bound: AIC's tokens live 900 s by default
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -117,44 +124,39 @@ def _scope(value: str) -> str:
 
 
 def _seconds(value: str) -> int:
-    if not re.fullmatch(r"[0-9]{1,3}", value) or int(value) > 840:
-        raise argparse.ArgumentTypeError(f"not a number of seconds from 0 to 840: {value!r}")
+    if not re.fullmatch(r"[0-9]{1,3}", value) or int(value) > MAX_MIN_VALIDITY:
+        raise argparse.ArgumentTypeError(f"not a number of seconds from 0 to {MAX_MIN_VALIDITY}: {value!r}")
     return int(value)
 
 
 def _aws_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--region", help="AWS region (default: from the URL, the ARN or the profile)")
+    parser.add_argument(
+        "--region",
+        help="AWS region (default: the URL's or the ARN's, else AWS_REGION, AWS_DEFAULT_REGION or the "
+        "profile's; never a guess)",
+    )
     parser.add_argument("--profile", help="AWS profile for credentials (default: the standard chain)")
 
 
-def _get_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(
-        prog=PROG,
-        description="Get an AIC access token from the token vendor (the key never leaves AWS).",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+def _source_options(parser: argparse.ArgumentParser, *, min_validity_default: int | None) -> None:
+    """Where the token comes from and for what: shared by the plain command and ``exec``."""
     parser.add_argument(
         "--scope",
         action="append",
         required=True,
         type=_scope,
-        help='scope(s); repeat or separate with spaces: "fr:idm:*"',
+        help="scope(s); repeat or separate with spaces, quoted: 'fr:idm:*'",
     )
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--url", type=_url, help="the token API URL (…/v1/token), called with SigV4")
     where.add_argument("--function", type=_function, help="the vendor function's name or ARN (Lambda invoke)")
-    output = parser.add_mutually_exclusive_group()
-    output.add_argument("--header", action="store_true", help="print 'Authorization: Bearer …'")
-    output.add_argument("--json", action="store_true", help="print the vendor's JSON result")
+    default = DEFAULT_MIN_VALIDITY if min_validity_default is None else min_validity_default
     parser.add_argument(
-        "--min-validity", type=_seconds, default=None, help="seconds the token must still live"
-    )
-    parser.add_argument(
-        "--rejected",
-        type=_fingerprint,
-        help="report that AIC refused the token with this fingerprint (401): the vendor retires it",
+        "--min-validity",
+        type=_seconds,
+        default=min_validity_default,
+        metavar="SECONDS",
+        help=f"seconds the token must still live, 0 to {MAX_MIN_VALIDITY} (default: {default})",
     )
     parser.add_argument(
         "--no-identity-proof",
@@ -169,6 +171,25 @@ def _get_parser() -> argparse.ArgumentParser:
         "default: from the URL's host",
     )
     _aws_options(parser)
+
+
+def _get_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog=PROG,
+        description="Get an AIC access token from the token vendor (the key never leaves AWS).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--header", action="store_true", help="print 'Authorization: Bearer …'")
+    output.add_argument("--json", action="store_true", help="print the vendor's JSON result")
+    parser.add_argument(
+        "--rejected",
+        type=_fingerprint,
+        help="report that AIC refused the token with this fingerprint (401): the vendor retires it",
+    )
+    _source_options(parser, min_validity_default=None)
     return parser
 
 
@@ -276,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if arguments[:1] == ["cache"]:
             return cache(arguments[1:])
+        if arguments[:1] == ["exec"]:
+            from token_client.exec_tool import run as run_exec
+
+            return run_exec(arguments[1:])
         if arguments[:1] == ["rotate"]:
             from token_client.rotate import run
 

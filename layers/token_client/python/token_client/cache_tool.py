@@ -17,7 +17,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from token_client.errors import AccessDenied, SetupError, TransportError
-from token_client.transports import local_problem
+from token_client.transports import REFUSED_CREDENTIALS, local_problem
 
 
 @dataclass(frozen=True)
@@ -82,13 +82,12 @@ class CacheTool:
 
     @classmethod
     def for_table(cls, table: str, *, region: str | None = None, profile: str | None = None) -> CacheTool:
+        from token_client.regions import resolve_region
         from token_client.transports import new_session
 
         try:
             session = new_session(profile)
-            client = session.create_client(
-                "dynamodb", region_name=region or session.get_config_variable("region")
-            )
+            client = session.create_client("dynamodb", region_name=resolve_region(region, session=session))
         except BotoCoreError as exc:
             raise local_problem(exc) from exc
         return cls(table, client)
@@ -163,6 +162,6 @@ def _error(exc: ClientError, table: str) -> Exception:
         return AccessDenied(f"not allowed to read or change table {table} ({code})")
     if code == "ResourceNotFoundException":
         return SetupError(f"no table {table} (check --table, the region and AWS_ENDPOINT_URL)")
-    if code in ("UnrecognizedClientException", "InvalidSignatureException"):
-        return SetupError(f"AWS refused the credentials ({code})")
+    if code in REFUSED_CREDENTIALS:
+        return SetupError(REFUSED_CREDENTIALS[code])
     return TransportError(f"DynamoDB error on {table}: {code or 'unknown'}")

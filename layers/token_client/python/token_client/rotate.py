@@ -4,27 +4,37 @@
     aic-token rotate --function ROTATION_FUNCTION --idm-url https://TENANT --finish
 
 Start: the rotation function creates a key pair as the secret's AWSPENDING version and answers its public
-JWK; this adds that key to the service account's ``jwks`` in AIC (read, change, write back at its
-revision: a concurrent change is retried, never overwritten), has the function make one exchange with the
-pending key, and promotes it to AWSCURRENT. The old key keeps working in AIC meanwhile. ``--finish`` (after
-the fleet signs with the new key: within 5 minutes) removes every other key from ``jwks``. Every step can
-be rerun. The AIC admin access token is read from ``--admin-token-file`` or ``AIC_ADMIN_TOKEN``, never
-from an argument. Nothing here sees a private key.
+JWK; this adds that key to the service account's ``jwks`` in AIC (read, then a PATCH of that one field at
+the read revision: a concurrent change is retried, never overwritten), has the function make one exchange
+with the pending key, and promotes it to AWSCURRENT. The old key keeps working in AIC meanwhile.
+``--finish`` (after the fleet signs with the new key: within 5 minutes) removes every other key from
+``jwks``. Every step can be rerun. The AIC admin access token is read from ``--admin-token-file`` or
+``AIC_ADMIN_TOKEN``, never from an argument. Nothing here sees a private key.
+
+The one rule (CONTRACT section 9): no key set is ever written to AIC without the key the secret's
+AWSCURRENT holds, the key the fleet signs with. Keys are compared by their public numbers (``n``, ``e``),
+never by ``kid``: a key downloaded from AIC's console has none. A state that would break the rule is
+refused before anything is written (``RotationRefused``, exit 7), and so is a clear-text admin endpoint.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
+import ipaddress
 import json
 import os
+import re
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
 import urllib3
 
 from token_client.errors import (
     AccessDenied,
+    InvalidRequest,
     SetupError,
     TokenClientError,
     TransportError,
@@ -34,10 +44,27 @@ from token_client.errors import (
 
 PROG = "aic-token rotate"
 MAX_CONFLICT_RETRIES = 3
+# Lambda's own FunctionName pattern (name, partial or full ARN, optional qualifier); botocore checks only
+# the length, so an empty name would otherwise reach it as a ParamValidationError.
+_FUNCTION = re.compile(
+    r"(arn:aws[a-zA-Z-]*:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d:)?(\d{12}:)?(function:)?[a-zA-Z0-9_-]{1,64}"
+    r"(:(\$LATEST|[a-zA-Z0-9_-]{1,128}))?"
+)
+_NOT_ROTATION = (
+    "{function} is not the KeyRotationFunction: it refused the rotation's status step (the token vendor "
+    "function takes token requests, not rotation steps); pass the stack output KeyRotationFunctionArn "
+    "(deploy with KeyRotation=true)"
+)
+Numbers = tuple[int, int]
 
 
 class RevisionConflict(TokenClientError):
     pass
+
+
+class RotationRefused(TokenClientError):
+    """A step that would leave AIC without the key the fleet signs with, skip a check, or send the admin
+    token in clear text: refused before anything is written (exit 7)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,9 +79,11 @@ def parser() -> argparse.ArgumentParser:
         description="Rotate the service account's key make-before-break; the new private key is created "
         "inside AWS by the stack's KeyRotationFunction and never printed or written to disk.",
         epilog="The admin token (a tenant administrator's access token, with the IDM scope fr:idm:*) comes "
-        "from --admin-token-file or AIC_ADMIN_TOKEN. Exit codes: 0 done; 2 bad arguments; 4 the admin token "
-        "is refused; 5 AIC does not accept the new key; 6 unavailable (retry); 7 anything else, a revision "
-        "conflict or an unknown secret format included.",
+        "from --admin-token-file or AIC_ADMIN_TOKEN. --idm-url is https:// (http:// only for a loopback "
+        "host). Exit codes: 0 done; 2 bad arguments; 4 the admin token is refused; 5 AIC does not accept "
+        "the new key; 6 unavailable (retry); 7 anything else: a refusal (a key set without the key the "
+        "fleet signs with, a clear-text admin endpoint, an untested key), a revision conflict, a wrong "
+        "--function.",
     )
     p.add_argument("--function", required=True, help="the KeyRotationFunction (name or ARN; stack output)")
     p.add_argument(
@@ -69,6 +98,58 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--region")
     p.add_argument("--profile")
     return p
+
+
+def _uint(value: Any) -> int:
+    if not isinstance(value, str) or not value:
+        raise ValueError("not a base64url string")
+    return int.from_bytes(base64.b64decode(value + "=" * (-len(value) % 4), b"-_", validate=True), "big")
+
+
+def key_numbers(jwk: Any) -> Numbers | None:
+    """An RSA public key's identity, its modulus and exponent (RFC 7518 section 6.3.1), whatever else the
+    JWK carries; None for anything that is not an RSA key (it never matches)."""
+    if not isinstance(jwk, dict) or jwk.get("kty") != "RSA":
+        return None
+    try:
+        return _uint(jwk.get("n")), _uint(jwk.get("e"))
+    except (ValueError, binascii.Error):
+        return None
+
+
+def lists(keys: list[dict[str, Any]], numbers: Numbers) -> bool:
+    return any(key_numbers(k) == numbers for k in keys)
+
+
+def idm_base(value: str) -> str:
+    """The tenant's base URL as urllib3 (the library that sends) reads it, rebuilt from its parts; https,
+    or http for a loopback host only (the admin token must not travel in clear text)."""
+    try:
+        url = urllib3.util.parse_url(value)
+    except urllib3.exceptions.LocationParseError:
+        url = None
+    if (
+        url is None
+        or url.scheme not in ("https", "http")
+        or not url.host
+        or url.auth
+        or url.query is not None
+        or url.fragment is not None
+        or url.path not in (None, "", "/")
+    ):
+        example = url.host if url is not None and url.host else "tenant"
+        parser().error(f"--idm-url must be the tenant's base URL, e.g. https://{example}")
+    host = url.host.strip("[]")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if url.scheme == "http" and not loopback:
+        raise RotationRefused(
+            f"--idm-url http://{url.host} would send the admin token in clear text: use https:// "
+            "(http:// only for a loopback host); nothing was done"
+        )
+    return f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
 
 
 class Idm:
@@ -99,22 +180,24 @@ class Idm:
             raise UpstreamUnavailable(f"AIC answered HTTP {response.status}")
         return response.status, body if isinstance(body, dict) else {}
 
-    def read(self) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+    def read(self) -> tuple[str, list[dict[str, Any]]]:
+        """The object's revision and the keys of its ``jwks`` (none when it has no ``jwks``)."""
         _, body = self._call("GET", headers=self._auth)
         try:
             keys = json.loads(body.get("jwks") or '{"keys": []}')["keys"]
+            listed = [dict(k) for k in keys]
         except (ValueError, KeyError, TypeError) as exc:
             raise SetupError("the service account's jwks is not a JSON string of a key set") from exc
-        return str(body.get("_rev", "")), [dict(k) for k in keys], body
+        return str(body.get("_rev", "")), listed
 
-    def write(self, rev: str, document: dict[str, Any], keys: list[dict[str, Any]]) -> bool:
-        """Write ``keys`` at revision ``rev``; False on a conflict (someone else changed the object)."""
-        updated = {k: v for k, v in document.items() if not k.startswith("_")}
-        updated["jwks"] = json.dumps({"keys": keys})
+    def write(self, rev: str, keys: list[dict[str, Any]]) -> bool:
+        """Replace ``jwks`` alone at revision ``rev`` (IDM's PATCH: one operation on that field, so no other
+        member of the object is rewritten); False on a conflict (someone else changed the object)."""
+        operations = [{"operation": "replace", "field": "/jwks", "value": json.dumps({"keys": keys})}]
         status, body = self._call(
-            "PUT",
+            "PATCH",
             headers={**self._auth, "Content-Type": "application/json", "If-Match": f'"{rev}"'},
-            body=json.dumps(updated).encode(),
+            body=json.dumps(operations).encode(),
         )
         if status == 412:
             return False
@@ -122,14 +205,21 @@ class Idm:
             raise UpstreamRejected(f"AIC does not accept the key set: {str(body.get('message', ''))[:120]}")
         return True
 
-    def change(self, edit: Any) -> int:
-        """Read, edit, write at the read revision; retried on a conflict, refused after a few."""
+    def change(self, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]], keep: Numbers) -> int:
+        """Read, edit, write at the read revision; retried on a conflict, refused after a few. A key set
+        without ``keep`` (the key the fleet signs with) is never written, whatever the edit or a
+        concurrent writer did."""
         for _ in range(MAX_CONFLICT_RETRIES):
-            rev, keys, document = self.read()
+            rev, keys = self.read()
             wanted = edit(keys)
+            if not lists(wanted, keep):
+                raise RotationRefused(
+                    "refusing to write a key set to AIC without the key the fleet signs with (the secret's "
+                    "AWSCURRENT): AIC no longer lists it; nothing was written"
+                )
             if wanted == keys:
                 return 0
-            if self.write(rev, document, wanted):
+            if self.write(rev, wanted):
                 return len(keys) - len(wanted)
         raise RevisionConflict(
             "the service account changed while this ran (revision conflict, 3 times): rerun; nothing was "
@@ -138,7 +228,7 @@ class Idm:
 
 
 def _invoke(lambda_client: Any, function: str, payload: dict[str, Any]) -> dict[str, Any]:
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
     from token_client.errors import BY_NAME, InternalError
     from token_client.transports import local_problem
@@ -150,6 +240,8 @@ def _invoke(lambda_client: Any, function: str, payload: dict[str, Any]) -> dict[
         if code == "ResourceNotFoundException":
             raise SetupError(f"no function {function} (deploy with KeyRotation=true; stack output)") from exc
         raise TransportError(f"Lambda invoke failed: {code}") from exc
+    except ParamValidationError as exc:  # a mistake in --function, never a reason to retry
+        raise SetupError(f"Lambda refuses --function {function!r}: pass the KeyRotationFunctionArn") from exc
     except BotoCoreError as exc:
         raise local_problem(exc) from exc
     body = json.loads(response["Payload"].read() or b"null")
@@ -161,12 +253,73 @@ def _invoke(lambda_client: Any, function: str, payload: dict[str, Any]) -> dict[
     return body if isinstance(body, dict) else {}
 
 
-def run(argv: list[str], *, lambda_client: Any = None, out: Any = None) -> int:
-    args = parser().parse_args(argv)
-    write = (out or sys.stdout).write
-    parts = urlsplit(args.idm_url)
-    if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/"):
-        parser().error(f"--idm-url must be the tenant's base URL, e.g. https://{parts.hostname or 'tenant'}")
+def _step(lambda_client: Any, function: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """A rotation step; the function's InvalidRequest means "not in this state" (the events this sends
+    are well formed), such as a promote before a passed test: a refusal, exit 7."""
+    try:
+        return _invoke(lambda_client, function, payload)
+    except InvalidRequest as exc:
+        raise RotationRefused(f"the rotation function refused {payload['action']}: {exc.message}") from exc
+
+
+def _current(lambda_client: Any, function: str) -> tuple[dict[str, Any], Numbers, dict[str, Any]]:
+    """The status step: the secret's AWSCURRENT, its public numbers, and the whole status."""
+    try:
+        status = _invoke(lambda_client, function, {"action": "status"})
+    except InvalidRequest as exc:
+        raise SetupError(_NOT_ROTATION.format(function=function)) from exc
+    current = status.get("AWSCURRENT")
+    numbers = key_numbers(current.get("publicJwk")) if isinstance(current, dict) else None
+    if not isinstance(current, dict) or numbers is None:
+        raise SetupError(
+            f"{function} answered no public key for the secret's AWSCURRENT: it is not the "
+            "KeyRotationFunction of this version (redeploy the stack) or the secret has no current version"
+        )
+    return current, numbers, status
+
+
+def _absent(current: dict[str, Any], account: str) -> RotationRefused:
+    return RotationRefused(
+        f"AIC does not list the key the fleet signs with (secret version {current.get('versionId')}, key "
+        f"{current.get('kid')}) for service account {account}: nothing was written; register that public "
+        "key in AIC first"
+    )
+
+
+def _finish(idm: Idm, current: dict[str, Any], numbers: Numbers, status: dict[str, Any]) -> str:
+    removed = idm.change(lambda keys: [k for k in keys if key_numbers(k) == numbers], numbers)
+    note = ""
+    if "AWSPENDING" in status:
+        note = f"; the secret still holds a pending key (version {status['AWSPENDING'].get('versionId')})"
+    return (
+        f"finished: removed {removed} old key(s) from AIC; the service account keeps the key the fleet "
+        f"signs with ({current.get('kid')}){note}\n"
+    )
+
+
+def _start(args: argparse.Namespace, lambda_client: Any, idm: Idm, numbers: Numbers, write: Any) -> None:
+    created = _step(lambda_client, args.function, {"action": "create"})
+    public = created["publicJwk"]
+    new = key_numbers(public)
+    if new is None:
+        raise SetupError("the rotation function answered no usable public key for the pending version")
+    write(f"created: pending key {public.get('kid')} (secret version {created['versionId']}, AWSPENDING)\n")
+    added = idm.change(lambda keys: keys if lists(keys, new) else [*keys, public], numbers)
+    write(f"set: AIC {'already had' if added == 0 else 'now has'} the new public key beside the old one\n")
+    payload: dict[str, Any] = {"action": "test"}
+    if args.scope:
+        payload["scopes"] = args.scope
+    tested = _step(lambda_client, args.function, payload)
+    write(f"tested: AIC issued a token for the pending key (expires_in {tested.get('expiresIn')})\n")
+    finished = _step(lambda_client, args.function, {"action": "finish"})
+    write(
+        f"promoted: secret version {finished.get('current')} is AWSCURRENT; the fleet signs with it "
+        f"within 5 minutes. Then run: {PROG} --function {args.function} --idm-url {args.idm_url} "
+        "--finish\n"
+    )
+
+
+def _admin_token(args: argparse.Namespace) -> str:
     token = os.environ.get("AIC_ADMIN_TOKEN", "").strip()
     if args.admin_token_file:
         try:
@@ -176,47 +329,44 @@ def run(argv: list[str], *, lambda_client: Any = None, out: Any = None) -> int:
             parser().error(f"cannot read --admin-token-file: {exc.strerror}")
     if not token and not args.dry_run:
         parser().error("no admin token: pass --admin-token-file or set AIC_ADMIN_TOKEN")
+    return token
+
+
+def run(argv: list[str], *, lambda_client: Any = None, out: Any = None) -> int:
+    args = parser().parse_args(argv)
+    write = (out or sys.stdout).write
     from token_client.__main__ import _fail
     from token_client.transports import new_session
 
     try:
+        base = idm_base(args.idm_url)  # before any AWS call: nothing is sent anywhere on a refusal
+        if not _FUNCTION.fullmatch(args.function):
+            raise SetupError(
+                f"--function {args.function!r} is not a Lambda function name or ARN: pass the stack output "
+                "KeyRotationFunctionArn"
+            )
+        token = _admin_token(args)
         if lambda_client is None:
-            lambda_client = new_session(args.profile).create_client("lambda", region_name=args.region)
-        status = _invoke(lambda_client, args.function, {"action": "status"})
-        current = status.get("AWSCURRENT") or {}
+            from token_client.regions import resolve_region
+
+            session = new_session(args.profile)
+            region = resolve_region(args.region, session=session, arn=args.function)
+            lambda_client = session.create_client("lambda", region_name=region)
+        current, numbers, status = _current(lambda_client, args.function)
         account = args.account or current.get("account")
         if not account:
             raise SetupError("the secret names no service account: pass --account")
-        idm = Idm(args.idm_url, account, token)
         if args.dry_run:
             step = "remove every key but" if args.finish else "create a pending key beside"
             write(f"dry run: would {step} the current key {current.get('kid')} of account {account}\n")
             return 0
+        idm = Idm(base, account, token)
+        if not lists(idm.read()[1], numbers):
+            raise _absent(current, account)  # before a pending key is even created
         if args.finish:
-            keep = current["kid"]
-            removed = idm.change(lambda keys: [k for k in keys if k.get("kid") == keep])
-            write(f"finished: removed {removed} old key(s) from AIC; the service account keeps {keep}\n")
-            return 0
-        created = _invoke(lambda_client, args.function, {"action": "create"})
-        public = created["publicJwk"]
-        write(f"created: pending key {public['kid']} (secret version {created['versionId']}, AWSPENDING)\n")
-        added = idm.change(
-            lambda keys: keys if any(k.get("kid") == public["kid"] for k in keys) else [*keys, public]
-        )
-        write(
-            f"set: AIC {'already had' if added == 0 else 'now has'} the new public key beside the old one\n"
-        )
-        payload: dict[str, Any] = {"action": "test"}
-        if args.scope:
-            payload["scopes"] = args.scope
-        tested = _invoke(lambda_client, args.function, payload)
-        write(f"tested: AIC issued a token for the pending key (expires_in {tested.get('expiresIn')})\n")
-        finished = _invoke(lambda_client, args.function, {"action": "finish"})
-        write(
-            f"promoted: secret version {finished.get('current')} is AWSCURRENT; the fleet signs with it "
-            f"within 5 minutes. Then run: {PROG} --function {args.function} --idm-url {args.idm_url} "
-            "--finish\n"
-        )
+            write(_finish(idm, current, numbers, status))
+        else:
+            _start(args, lambda_client, idm, numbers, write)
         return 0
     except TokenClientError as exc:
-        return _fail(exc)  # one line; a revision conflict is exit 7 like anything unnamed
+        return _fail(exc)  # one line; a refusal or a revision conflict is exit 7 like anything unnamed

@@ -20,6 +20,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
+from token_client.aws_hosts import signing_scope
 from token_client.errors import (
     BY_NAME,
     BY_OAUTH_CODE,
@@ -31,6 +32,8 @@ from token_client.errors import (
     UpstreamUnavailable,
 )
 from token_client.identity import IdentityProver, audience_for
+from token_client.proxies import ProxyAwarePool
+from token_client.regions import NO_REGION, resolve_region
 
 
 class Transport(Protocol):
@@ -40,25 +43,17 @@ class Transport(Protocol):
         """Return the vendor's result document, or raise a ``TokenClientError``."""
 
 
-_EXECUTE_API_HOST = re.compile(
-    r"[a-z0-9]+(?:-vpce-[a-z0-9]+)?\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
-)
-
-
-_FUNCTION_URL_HOST = re.compile(r"[a-z0-9]+\.lambda-url\.([a-z0-9-]+)\.on\.aws")
-
-
 def region_of(url: str) -> str | None:
     """``https://abc123.execute-api.eu-west-2.amazonaws.com/v1/token`` -> ``eu-west-2`` (also for a
-    function URL, ``https://xyz.lambda-url.eu-west-2.on.aws/token``)."""
-    host = urlsplit(url).hostname or ""
-    match = _EXECUTE_API_HOST.fullmatch(host) or _FUNCTION_URL_HOST.fullmatch(host)
-    return match.group(1) if match else None
+    function URL, ``https://xyz.lambda-url.eu-west-2.on.aws/token``, and in every partition)."""
+    scope = signing_scope(url)
+    return scope[1] if scope else None
 
 
 def service_of(url: str) -> str:
     """SigV4 signs for ``lambda`` at a function URL, for ``execute-api`` at API Gateway."""
-    return "lambda" if _FUNCTION_URL_HOST.fullmatch(urlsplit(url).hostname or "") else "execute-api"
+    scope = signing_scope(url)
+    return scope[0] if scope else "execute-api"
 
 
 def _payload(scopes: tuple[str, ...], min_validity: int | None, rejected: str | None) -> dict[str, Any]:
@@ -68,6 +63,16 @@ def _payload(scopes: tuple[str, ...], min_validity: int | None, rejected: str | 
     if rejected is not None:
         payload["rejected"] = rejected
     return payload
+
+
+_EXPIRED = "AWS says the credentials have expired ({}): refresh them (aws sso login, a new session token)"
+REFUSED_CREDENTIALS = {
+    "UnrecognizedClientException": "AWS refused the credentials (UnrecognizedClientException): check them",
+    "InvalidSignatureException": "AWS refused the credentials (InvalidSignatureException): check the secret",
+    "ExpiredTokenException": _EXPIRED.format("ExpiredTokenException"),
+    "ExpiredToken": _EXPIRED.format("ExpiredToken"),
+    "RequestExpired": "AWS says the request expired (RequestExpired): check this machine's clock",
+}
 
 
 def new_session(profile: str | None = None) -> Any:
@@ -81,7 +86,7 @@ def local_problem(exc: BotoCoreError) -> TokenClientError:
     if isinstance(exc, ProfileNotFound):
         return SetupError(f"{exc} (check --profile or AWS_PROFILE; profiles live in ~/.aws/config)")
     if isinstance(exc, NoRegionError):
-        return SetupError("no AWS region: pass --region or set AWS_REGION (or a profile's region)")
+        return SetupError(NO_REGION)
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return SetupError(
             "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
@@ -116,17 +121,23 @@ class LambdaTransport:
         prover: IdentityProver | None = None,
     ) -> None:
         self._function = function_name
-        arn_region = function_name.split(":")[3] if function_name.startswith("arn:") else None
-        session = session or (
-            new_session() if client is None or (prove_identity and prover is None) else None
-        )
-        resolved_region = region or arn_region or _session_region(session) or "us-east-1"
-        if client is None:
-            client = session.create_client("lambda", region_name=resolved_region, endpoint_url=endpoint_url)
+        needs_region = client is None or (prove_identity and prover is None)
+        session = session or (new_session() if needs_region else None)
+        if needs_region:  # never a silent default region (CONTRACT section 9)
+            try:
+                resolved_region = resolve_region(
+                    region, session=session, arn=function_name, also="; or give the function's ARN"
+                )
+            except BotoCoreError as exc:  # an unknown profile, say
+                raise local_problem(exc) from exc
+            if client is None:
+                client = session.create_client(
+                    "lambda", region_name=resolved_region, endpoint_url=endpoint_url
+                )
+            # By default every invoke carries a proof of who calls, so the vendor applies CALLER_POLICY.
+            if prover is None and prove_identity:
+                prover = IdentityProver(session, resolved_region, audience_for(function_name))
         self._client = client
-        # By default every invoke carries a proof of who calls, so the vendor applies CALLER_POLICY to it.
-        if prover is None and prove_identity:
-            prover = IdentityProver(session, resolved_region, audience_for(function_name))
         self._prover = prover
 
     def fetch(
@@ -149,8 +160,8 @@ class LambdaTransport:
                 raise SetupError(
                     f"no function {self._function} (check the name, the region and AWS_ENDPOINT_URL_LAMBDA)"
                 ) from exc
-            if code in ("UnrecognizedClientException", "InvalidSignatureException"):
-                raise SetupError(f"AWS refused the credentials ({code})") from exc
+            if code in REFUSED_CREDENTIALS:
+                raise SetupError(REFUSED_CREDENTIALS[code]) from exc
             raise TransportError(f"Lambda invoke failed: {code or 'error'}") from exc
         except BotoCoreError as exc:
             raise local_problem(exc) from exc
@@ -176,7 +187,7 @@ class HttpTransport:
         *,
         session: Any = None,
         region: str | None = None,
-        pool: urllib3.PoolManager | None = None,
+        pool: urllib3.PoolManager | ProxyAwarePool | None = None,
         timeout: float = 10.0,
         service: str | None = None,
     ) -> None:
@@ -185,7 +196,7 @@ class HttpTransport:
         self._session = session or new_session()
         # SigV4 must name the API's region: take it from an execute-api host, else the session's.
         self._region = region or region_of(url) or _session_region(self._session) or "us-east-1"
-        self._pool = pool or urllib3.PoolManager(retries=False)
+        self._pool = pool or ProxyAwarePool(retries=False)  # HTTPS_PROXY and NO_PROXY as botocore reads them
         self._timeout = timeout
 
     def fetch(
