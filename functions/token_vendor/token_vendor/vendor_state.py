@@ -12,7 +12,7 @@ The vendor is composed, not inherited; each collaborator takes what it uses in i
     FleetLease(context, minter, lease_seconds)               fleet_lease: take, renew, wait, serve the item
     SlowPath(context, minter, lease)                         vending: memory miss -> rejections, table, lease
     Retirement(context, minter, lease, slow_path=...)        retirement: a caller's report
-    TokenVendor(context, authorizer, slow_path, retirement, locks)    vending: the facade
+    TokenVendor(context, authorizer, slow_path, retirement, minter, locks)    vending: the facade
 """
 
 from __future__ import annotations
