@@ -34,7 +34,7 @@ enforces none of this, so nothing else here could see a refusal. The rules the m
    "Monitoring DynamoDB interaction with AWS KMS": Decrypt)
 8. Secrets Manager with a customer managed key: reading a secret value is a KMS ``Decrypt`` and writing one
    a ``GenerateDataKey``, both by the caller through ``secretsmanager.<region>.amazonaws.com``; the key's
-   policy is the operator's (README "The secret"), so only the role's side is checked here.
+   policy is the operator's (docs/deploy.md "The secret"), so only the role's side is checked here.
    https://docs.aws.amazon.com/secretsmanager/latest/userguide/security-encryption.html
 """
 
@@ -280,16 +280,16 @@ def test_every_role_is_allowed_every_call_its_function_makes(
 
 
 def _operator_actions() -> list[str]:
-    """What the README tells operators `aic-token cache` needs."""
-    text = (REPO / "README.md").read_text()
+    """What the operations page tells operators `aic-token cache` needs."""
+    text = (REPO / "docs" / "operations.md").read_text()
     sentence = re.search(r"\*\*Operators\*\* inspect and flush the shared cache with (.+?)\n\n", text, re.S)
-    assert sentence, "README: the operators' paragraph on aic-token cache"
+    assert sentence, "docs/operations.md: the operators' paragraph on aic-token cache"
     return re.findall(r"`(dynamodb:\w+|kms:\w+)`", sentence.group(1))
 
 
-def test_aic_token_cache_needs_only_what_the_readme_says(variants: dict[str, dict[str, Any]]) -> None:
+def test_aic_token_cache_needs_only_what_operations_md_says(variants: dict[str, dict[str, Any]]) -> None:
     """The operator's tool (token_client/cache_tool.py) scans and deletes items: with the permissions the
-    README lists, on the table alone, every call it makes is allowed, KMS included (rule 7)."""
+    operations page lists, on the table alone, every call it makes is allowed, KMS included (rule 7)."""
     source = (REPO / "layers" / "token_client" / "python" / "token_client" / "cache_tool.py").read_text()
     operations = _operations()
     called = sorted(

@@ -335,7 +335,7 @@ def _admin_token(args: argparse.Namespace) -> str:
 def run(argv: list[str], *, lambda_client: Any = None, out: Any = None) -> int:
     args = parser().parse_args(argv)
     write = (out or sys.stdout).write
-    from token_client.__main__ import _fail
+    from token_client.cli_common import _fail
     from token_client.transports import new_session
 
     try:
