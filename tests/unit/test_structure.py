@@ -57,3 +57,25 @@ def test_the_vendors_collaborators_are_composed_not_inherited() -> None:
     assert {"authorizer", "slow_path", "retirement", "locks"} <= set(
         inspect.signature(TokenVendor).parameters
     )
+
+
+def test_the_wiring_keeps_the_collaborators_it_is_given_even_when_empty() -> None:
+    """An empty KeyLocks has a length of 0: ``locks or KeyLocks()`` dropped the simulator's cooperative
+    locks for real ones, and a history with two callers of one scope set in one environment hung."""
+    from tests.unit.test_runtime import VALID
+    from token_vendor.coordination import KeyLocks
+    from token_vendor.memory_cache import MemoryCache
+    from token_vendor.runtime import compose_vendor
+    from token_vendor.settings import load_settings
+
+    locks, memory = KeyLocks(), MemoryCache()
+    vendor = compose_vendor(
+        load_settings(VALID),
+        key_source=object(),  # type: ignore[arg-type]
+        endpoint=object(),  # type: ignore[arg-type]
+        dynamodb=object(),  # type: ignore[arg-type]
+        memory=memory,
+        locks=locks,
+    )
+    assert vendor._locks is locks
+    assert vendor.context.memory is memory

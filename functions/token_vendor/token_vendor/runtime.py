@@ -69,8 +69,9 @@ def compose_vendor(
     locks: KeyLocks | None = None,
 ) -> TokenVendor:
     """The vendor's collaborators, each given what it uses (vendor_state's docstring draws the graph)."""
-    metrics = metrics or NoMetrics()
-    clocks = clocks or Clocks()
+    # "is None", never "or": an empty KeyLocks or MemoryCache is falsy (it has a length).
+    metrics = metrics if metrics is not None else NoMetrics()
+    clocks = clocks if clocks is not None else Clocks()
     health = CacheHealth(settings, metrics)
     table = TokenTable(
         settings.table_name,
@@ -96,7 +97,7 @@ def compose_vendor(
         slow_path=slow_path,
         retirement=Retirement(context, minter, lease, slow_path=slow_path.serve),
         minter=minter,
-        locks=locks or KeyLocks(),
+        locks=locks if locks is not None else KeyLocks(),
     )
 
 
