@@ -13,8 +13,9 @@ enforces none of this, so nothing else here could see a refusal. The rules the m
    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html
 4. Condition: operators AND, keys within an operator AND, values of one key OR; a key absent from the
    request fails the condition unless the operator ends in ``IfExists`` (a negated operator without a set
-   qualifier matches an absent key); ``ForAnyValue``/``ForAllValues`` for multivalued keys such as
-   ``kms:ResourceAliases``. https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
+   qualifier matches an absent key, and so does ``ForAllValues``); ``ForAnyValue``/``ForAllValues`` for
+   multivalued keys such as ``kms:ResourceAliases``; context key names ignore case; ``ArnLike`` matches
+   each of the six colon-delimited components on its own. https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
    and https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-single-vs-multi-valued-context-keys.html
 5. KMS: no principal uses a key unless its key policy allows it, either by naming the principal (enough on
    its own) or by allowing the account (``arn:aws:iam::<account>:root``), which lets IAM policies allow it;
@@ -355,3 +356,36 @@ def test_the_evaluator_follows_the_rules_it_cites() -> None:
         decision([resource_case], Request("dynamodb:GetItem", "arn:aws:dynamodb:r:1:table/t"))
         == "ImplicitDeny"
     )
+
+
+def test_the_evaluator_follows_aws_on_key_case_absent_sets_and_arn_segments() -> None:
+    """Three rules AWS documents that a laxer or stricter model would get wrong, each able to turn a Deny
+    the template may gain into a false pass: context key names ignore case ("Context key names are not
+    case-sensitive", reference_policies_elements_condition.html); ``ForAllValues`` matches a key absent
+    from the request; ``ArnLike`` checks each of the six colon-delimited components separately, so ``*``
+    never spans a colon (reference_policies_elements_condition_operators.html)."""
+    key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{'1' * 8}"
+    via = {"kms:ViaService": "dynamodb.eu-west-2.amazonaws.com"}
+    deny_mixed_case = {
+        "Effect": "Deny",
+        "Action": "kms:*",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"KMS:viaservice": "dynamodb.eu-west-2.amazonaws.com"}},
+    }
+    allow = {"Effect": "Allow", "Action": "kms:*", "Resource": "*"}
+    assert decision([allow, deny_mixed_case], Request("kms:Decrypt", key, via)) == "Deny"
+    deny_all_values = {
+        "Effect": "Deny",
+        "Action": "kms:*",
+        "Resource": "*",
+        "Condition": {"ForAllValues:StringEquals": {"kms:ResourceAliases": "alias/x"}},
+    }
+    assert decision([allow, deny_all_values], Request("kms:Decrypt", key)) == "Deny"
+    arn_like = {
+        "Effect": "Allow",
+        "Action": "*",
+        "Resource": "*",
+        "Condition": {"ArnLike": {"aws:SourceArn": "arn:aws:sqs:*:q"}},
+    }
+    source = {"aws:SourceArn": "arn:aws:sqs:eu-west-2:1:q"}
+    assert decision([arn_like], Request("sqs:SendMessage", "x", source)) == "ImplicitDeny"
