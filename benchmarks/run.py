@@ -221,7 +221,7 @@ def main() -> int:
     dynamodb = table_vendor._table._client.unbounded  # the same client and settings the vendor uses
     from token_vendor.cached_token import cache_key
 
-    pk = cache_key(settings.tenant_fqdn, settings.secret_id, request.scopes)
+    pk = cache_key(settings.tenant_fqdn, table_vendor.account_ref, request.scopes)
 
     def bare_get() -> None:
         dynamodb.get_item(TableName=settings.table_name, Key={"pk": {"S": pk}}, ConsistentRead=True)

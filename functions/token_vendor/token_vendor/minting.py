@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from token_vendor.assertion import Assertion, sign_assertion
+from token_vendor.assertion import Assertion, sign_assertion_with
 from token_vendor.cached_token import CachedToken
 from token_vendor.deadline import Deadline
 from token_vendor.errors import (
@@ -23,7 +23,7 @@ from token_vendor.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from token_vendor.key_source import ServiceAccountKey
+from token_vendor.signer import SigningKey
 from token_vendor.token_endpoint import IssuedToken
 from token_vendor.token_table import (
     ANY_VERSION,
@@ -92,7 +92,7 @@ class Minting(VendorState):
         )
         return token, issued.jti
 
-    def _explain_key_rejection(self, exc: UpstreamRejected, key: ServiceAccountKey) -> UpstreamRejected:
+    def _explain_key_rejection(self, exc: UpstreamRejected, key: SigningKey) -> UpstreamRejected:
         """The log names the account and the secret version; the caller reads neither (CONTRACT 7)."""
         logger.error(
             "AIC refused the service account's key: register the public key of this secret version on "
@@ -109,7 +109,7 @@ class Minting(VendorState):
 
     def _exchange(
         self,
-        key: ServiceAccountKey,
+        key: SigningKey,
         request: VendRequest,
         deadline: Deadline,
         attempts: int | None,
@@ -119,13 +119,11 @@ class Minting(VendorState):
         issued_at = self._clocks.wall()
 
         def sign() -> Assertion:
-            return sign_assertion(
-                key.private_key,
-                key.account_id,
+            return sign_assertion_with(  # in memory or by kms:Sign: the key's own business (signer.py)
+                key,
                 self.settings.assertion_audience,
                 now=self._clocks.signing(),
                 new_jti=self._new_jti,
-                kid=key.kid,
             )
 
         issued = self._endpoint.exchange(

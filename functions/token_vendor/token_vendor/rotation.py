@@ -224,6 +224,8 @@ def rotation_handler(event: Any, context: Any) -> dict[str, Any]:
     if not isinstance(event, dict) or event.get("action") not in ACTIONS or set(event) - {"action", "scopes"}:
         raise InvalidRequest(f'the rotation function takes {{"action": one of {list(ACTIONS)}}}')
     settings = load_settings(os.environ)
+    if settings.secret_id is None:  # keyless: `aic-token rotate --kms` rotates KMS keys, not secrets
+        raise ConfigurationError("the rotation function needs SERVICE_ACCOUNT_SECRET_ID (keyless: no secret)")
     rotation = Rotation(settings.secret_id, _secrets_manager(), env_account_id=settings.service_account_id)
     action = event["action"]
     try:

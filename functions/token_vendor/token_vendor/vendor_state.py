@@ -23,9 +23,9 @@ from token_vendor.deadline import Deadline
 from token_vendor.errors import (
     InvalidRequest,
 )
-from token_vendor.key_source import KeySource
 from token_vendor.memory_cache import MemoryCache
 from token_vendor.settings import Settings
+from token_vendor.signer import Signer
 from token_vendor.token_endpoint import TokenEndpoint
 from token_vendor.token_table import (
     CacheMisconfigured,
@@ -118,7 +118,7 @@ class VendorState:
         self,
         settings: Settings,
         *,
-        key_source: KeySource,
+        key_source: Signer,
         endpoint: TokenEndpoint,
         table: TokenTable,
         memory: MemoryCache | None = None,
@@ -138,7 +138,7 @@ class VendorState:
         self._new_jti = new_jti
         self._authorizer = Authorizer(settings, on_denied=lambda: self._count("AccessDenied"))
         # The cache identifies the account without reading the secret, so a table hit needs no key.
-        self._account_ref = settings.service_account_id or settings.secret_id
+        self._account_ref = settings.service_account_id or settings.secret_id or ""
         self._rejections = RememberedRejections(self._clocks.wall)
         self._locks = KeyLocks()
         self._local_retirements: dict[str, float] = {}  # when the table is unusable (CONTRACT 8)
