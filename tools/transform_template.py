@@ -44,6 +44,13 @@ VARIANTS: dict[str, dict[str, str]] = {
         "AllowedVpcEndpointId": "vpce-0123456789abcdef0",
         "PrivateEndpoint": "true",
     },
+    # Keyless (issue 35): the KMS signing key instead of the secret.
+    "keyless": {
+        "ResourcePolicyMode": "account",
+        "SigningMode": "kms",
+        "ServiceAccountSecretArn": "",
+        "ServiceAccountId": "0f3e2d1c-aaaa-bbbb-cccc-123456789abc",
+    },
 }
 
 

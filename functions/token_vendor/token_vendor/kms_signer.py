@@ -161,7 +161,7 @@ class KmsSigner:
 
     def _resolve(self) -> KmsKey:
         try:
-            metadata = self._kms().describe_key(KeyId=self._key_id)["KeyMetadata"]
+            metadata = self._kms_client().describe_key(KeyId=self._key_id)["KeyMetadata"]
         except (ClientError, BotoCoreError) as exc:
             error = _refusal(exc, "describe the signing key")
             if isinstance(error, UpstreamUnavailable) and self._key is not None:
@@ -174,7 +174,7 @@ class KmsSigner:
         if self._key is not None and self._key.version_id == arn:
             return self._key
         try:
-            der = self._kms().get_public_key(KeyId=arn)["PublicKey"]
+            der = self._kms_client().get_public_key(KeyId=arn)["PublicKey"]
         except (ClientError, BotoCoreError) as exc:
             raise _refusal(exc, "give the signing key's public key") from exc
         jwk = public_jwk_from_der(der)
@@ -185,14 +185,14 @@ class KmsSigner:
 
     def _sign(self, key_arn: str, signing_input: bytes) -> bytes:
         try:
-            response = self._kms().sign(
+            response = self._kms_client().sign(
                 KeyId=key_arn, Message=signing_input, MessageType="RAW", SigningAlgorithm=ALGORITHM
             )
         except (ClientError, BotoCoreError) as exc:
             raise _refusal(exc, "sign with the signing key") from exc
         return bytes(response["Signature"])
 
-    def _kms(self) -> KMSClient:
+    def _kms_client(self) -> KMSClient:
         if self._client is None:
             source = self._client_or_factory
             self._client = source() if callable(source) else source
