@@ -79,6 +79,10 @@ class LocalLambda:
     def arn(self, name: str) -> str:
         return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
 
+    def role(self, name: str) -> str:
+        """The execution role GetFunctionConfiguration names (a key policy's principal)."""
+        return f"arn:aws:iam::{ACCOUNT}:role/{name}-role"
+
     def start(self) -> LocalLambda:
         threading.Thread(target=self._httpd.serve_forever, name="local-lambda", daemon=True).start()
         return self
@@ -124,10 +128,41 @@ class LocalLambda:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return None
 
+            def do_GET(self) -> None:
+                """GetFunctionConfiguration (``GET …/functions/{name}/configuration``): name, ARN, role."""
+                path = self.path.split("?", 1)[0]
+                if not self._verified(b""):
+                    return
+                name = function_name_of(unquote(path[len(_PREFIX) :].rsplit("/", 1)[0]))
+                if not (path.startswith(_PREFIX) and path.endswith("/configuration")):
+                    self._send(404, {"x-amzn-ErrorType": "UnknownOperationException"}, b"{}")
+                elif name not in service.functions:
+                    body = {"Type": "User", "message": f"Function not found: {service.arn(name)}"}
+                    self._send(
+                        404, {"x-amzn-ErrorType": "ResourceNotFoundException"}, json.dumps(body).encode()
+                    )
+                else:
+                    body = {
+                        "FunctionName": name,
+                        "FunctionArn": service.arn(name),
+                        "Role": service.role(name),
+                    }
+                    self._send(200, {}, json.dumps(body).encode())
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 payload = self.rfile.read(length) if length else b""
                 path = self.path.split("?", 1)[0]
+                if not self._verified(payload):
+                    return
+                if path.startswith(_PREFIX) and path.endswith(_SUFFIX):
+                    name = function_name_of(unquote(path[len(_PREFIX) : -len(_SUFFIX)]))
+                    status, headers, body = service.invoke(name, payload)
+                else:
+                    status, headers, body = 404, {"x-amzn-ErrorType": "UnknownOperationException"}, b"{}"
+                self._send(status, headers, body)
+
+            def _verified(self, payload: bytes) -> bool:
                 try:
                     verify_sigv4(
                         self.command,
@@ -149,13 +184,8 @@ class LocalLambda:
                         {"x-amzn-ErrorType": error_type},
                         json.dumps({"message": refused.message}).encode(),
                     )
-                    return
-                if path.startswith(_PREFIX) and path.endswith(_SUFFIX):
-                    name = function_name_of(unquote(path[len(_PREFIX) : -len(_SUFFIX)]))
-                    status, headers, body = service.invoke(name, payload)
-                else:
-                    status, headers, body = 404, {"x-amzn-ErrorType": "UnknownOperationException"}, b"{}"
-                self._send(status, headers, body)
+                    return False
+                return True
 
             def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
                 self.send_response(status)

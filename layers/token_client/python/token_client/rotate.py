@@ -15,6 +15,9 @@ The one rule (CONTRACT section 9): no key set is ever written to AIC without the
 AWSCURRENT holds, the key the fleet signs with. Keys are compared by their public numbers (``n``, ``e``),
 never by ``kid``: a key downloaded from AIC's console has none. A state that would break the rule is
 refused before anything is written (``RotationRefused``, exit 7), and so is a clear-text admin endpoint.
+
+A keyless stack (the rotation function's status answers ``"mode": "kms"``) rotates KMS keys instead, with the
+same command and the same rule: ``kms_rotate.py``.
 """
 
 from __future__ import annotations
@@ -332,7 +335,7 @@ def _admin_token(args: argparse.Namespace) -> str:
     return token
 
 
-def run(argv: list[str], *, lambda_client: Any = None, out: Any = None) -> int:
+def run(argv: list[str], *, lambda_client: Any = None, kms_client: Any = None, out: Any = None) -> int:
     args = parser().parse_args(argv)
     write = (out or sys.stdout).write
     from token_client.__main__ import _fail
@@ -352,18 +355,34 @@ def run(argv: list[str], *, lambda_client: Any = None, out: Any = None) -> int:
             session = new_session(args.profile)
             region = resolve_region(args.region, session=session, arn=args.function)
             lambda_client = session.create_client("lambda", region_name=region)
+            kms_client = kms_client or session.create_client("kms", region_name=region)
         current, numbers, status = _current(lambda_client, args.function)
         account = args.account or current.get("account")
         if not account:
             raise SetupError("the secret names no service account: pass --account")
+        keyless = status.get("mode") == "kms"  # issue 35: the next key is a new KMS key (kms_rotate.py)
         if args.dry_run:
             step = "remove every key but" if args.finish else "create a pending key beside"
+            if keyless:
+                step = (
+                    "remove every key but (then schedule the previous KMS key's deletion) beside"
+                    if args.finish
+                    else "create a new KMS key, register, test and switch the alias to it, beside"
+                )
             write(f"dry run: would {step} the current key {current.get('kid')} of account {account}\n")
             return 0
         idm = Idm(base, account, token)
         if not lists(idm.read()[1], numbers):
             raise _absent(current, account)  # before a pending key is even created
-        if args.finish:
+        if keyless:
+            from token_client.kms_rotate import KeylessRotation
+
+            def invoke(payload: dict[str, Any]) -> dict[str, Any]:
+                return _step(lambda_client, args.function, payload)
+
+            rotation = KeylessRotation(args, kms_client, lambda_client, invoke, write)
+            (rotation.finish if args.finish else rotation.start)(idm, status, numbers)
+        elif args.finish:
             write(_finish(idm, current, numbers, status))
         else:
             _start(args, lambda_client, idm, numbers, write)
