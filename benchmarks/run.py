@@ -546,6 +546,10 @@ def main() -> int:
     record("after 10,000 vends (1,000 scope sets)", f"{large / 1024:.1f} MiB")
     record("  ratio", f"{ratio:.2f}×", "≤ 1.2×", ratio <= 1.2)
 
+    from benchmarks.keyless import keyless_rows  # issue 35: its own module (`python -m benchmarks.keyless`)
+
+    keyless_rows(stack, REPO)
+
     elapsed = time.monotonic() - started
     say(f"\nbench took {elapsed:.0f} s")
     write_results(elapsed)

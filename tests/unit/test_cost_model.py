@@ -72,3 +72,14 @@ def test_the_counts_the_model_uses_are_the_templates() -> None:
     methods = [m for path in api["DefinitionBody"]["paths"].values() for m in path]
     assert api["MethodSettings"][0]["MetricsEnabled"] is True
     assert 7 * len(methods) == cost_model.REST_DETAILED_METRICS  # Count, 4XX, 5XX, Latency, ... per method
+
+
+def test_a_keyless_mint_pays_one_asymmetric_sign_and_a_describe_instead_of_the_secret_read() -> None:
+    secret = _cost("mint (200 ms AIC round trip, secret re-read)")
+    keyless = _cost("mint, keyless (kms:Sign, alias re-resolved)")
+
+    assert keyless - secret == pytest.approx(0.15e-4 * 1e6 + 0.03e-4 * 1e6 - 0.05e-4 * 1e6)
+    assert "aws.amazon.com/kms/pricing" in cost_model.PRICES["kms_asymmetric_request"][2]
+    assert "2026-12-02" in cost_model.PRICES["kms_asymmetric_request"][2]
+    lines = dict(cost_model.monthly("us-east-1"))
+    assert lines["keyless: the signing key instead of the secret, per month (net)"] == pytest.approx(0.60)
