@@ -33,7 +33,7 @@ def _b64(raw: bytes) -> str:
 
 
 def keyless_rows(stack: LocalStack, repo: Any) -> None:
-    from benchmarks.run import p50, p99, record, say, side_by_side, us
+    from benchmarks.measure import p50, p99, record, say, side_by_side, us
     from token_vendor.deadline import Deadline
     from token_vendor.memory_cache import MemoryCache
     from token_vendor.runtime import build_vendor
@@ -77,7 +77,7 @@ def keyless_rows(stack: LocalStack, repo: Any) -> None:
 
 
 def _cold_mints(stack: LocalStack, keyless: dict[str, str], repo: Any) -> None:
-    from benchmarks.run import p50, record, say, us
+    from benchmarks.measure import p50, record, say, us
 
     say("  cold start whose first vend mints (fresh process, median of 7 interleaved pairs)")
     secret = stack.function_env()

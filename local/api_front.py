@@ -269,8 +269,7 @@ class ApiFront:
         self.forwarded = 0
         self.refused = 0
         self._lock = threading.Lock()
-        self._httpd = QuietThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._httpd.daemon_threads = True
+        self._httpd = _FrontServer(("127.0.0.1", 0), self)
         root = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         self.base_url = root if function_url else f"{root}/{STAGE}"
         self.token_url = f"{self.base_url}/token"
@@ -283,84 +282,87 @@ class ApiFront:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        front = self
+    def event_for(
+        self, method: str, target: str, headers: dict[str, str], body: bytes, identity: Identity
+    ) -> dict[str, Any]:
+        """The event API Gateway (payload 1.0, the stage stripped) or a function URL (2.0) would send."""
+        parts = urlsplit(target)
+        if self.function_url:
+            return function_url_event(method, parts.path, parts.query, headers, body, identity)
+        stage_prefix = f"/{STAGE}"
+        path = parts.path[len(stage_prefix) :] if parts.path.startswith(stage_prefix + "/") else parts.path
+        return rest_event(method, path, parts.query, headers, body, identity)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stalls
+    def forward(self, event: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.forwarded += 1
+        return self.handler(event, LocalContext())
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                return None
+    def count_refused(self) -> None:
+        with self._lock:
+            self.refused += 1
 
-            def _answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
 
-            def _serve(self) -> None:
-                try:
-                    body = read_body(self.rfile, self.headers)
-                except BadFraming as bad:
-                    self.close_connection = True
-                    payload = json.dumps({"message": bad.message}).encode()
-                    self._answer(
-                        bad.status, payload, {"Content-Type": "application/json", "Connection": "close"}
-                    )
-                    return
-                headers = dict(self.headers.items())
-                try:
-                    identity = verify_sigv4(
-                        self.command,
-                        self.headers.get("Host", ""),
-                        self.path,
-                        list(self.headers.items()),
-                        body,
-                        front.identities,
-                        front.region,
-                        front.clock(),
-                        front.service,
-                    )
-                except Refused as refused:
-                    with front._lock:
-                        front.refused += 1
-                    payload = json.dumps({"message": refused.message}).encode()
-                    self._answer(
-                        403,
-                        payload,
-                        {
-                            "Content-Type": "application/json",
-                            "x-amzn-ErrorType": "IncompleteSignatureException",
-                        },
-                    )
-                    return
-                parts = urlsplit(self.path)
-                stage_prefix = f"/{STAGE}"
-                if front.function_url:
-                    event = function_url_event(self.command, parts.path, parts.query, headers, body, identity)
-                else:
-                    path = (
-                        parts.path[len(stage_prefix) :]
-                        if parts.path.startswith(stage_prefix + "/")
-                        else parts.path
-                    )
-                    event = rest_event(self.command, path, parts.query, headers, body, identity)
-                with front._lock:
-                    front.forwarded += 1
-                response = front.handler(event, LocalContext())
-                out_headers = dict(response.get("headers") or {})
-                for name, values in (response.get("multiValueHeaders") or {}).items():
-                    out_headers.setdefault(name, ", ".join(values))
-                self._answer(
-                    int(response["statusCode"]), str(response.get("body") or "").encode(), out_headers
-                )
+class _FrontServer(QuietThreadingHTTPServer):
+    def __init__(self, address: tuple[str, int], front: ApiFront) -> None:
+        super().__init__(address, _FrontHandler)
+        self.front = front
 
-            do_GET = _serve
-            do_POST = _serve
-            do_PUT = _serve
-            do_DELETE = _serve
 
-        return Handler
+class _FrontHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stalls
+    server: _FrontServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        return None
+
+    def _answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _serve(self) -> None:
+        front = self.server.front
+        try:
+            body = read_body(self.rfile, self.headers)
+        except BadFraming as bad:
+            self.close_connection = True
+            payload = json.dumps({"message": bad.message}).encode()
+            self._answer(bad.status, payload, {"Content-Type": "application/json", "Connection": "close"})
+            return
+        headers = dict(self.headers.items())
+        try:
+            identity = verify_sigv4(
+                self.command,
+                self.headers.get("Host", ""),
+                self.path,
+                list(self.headers.items()),
+                body,
+                front.identities,
+                front.region,
+                front.clock(),
+                front.service,
+            )
+        except Refused as refused:
+            front.count_refused()
+            payload = json.dumps({"message": refused.message}).encode()
+            self._answer(
+                403,
+                payload,
+                {"Content-Type": "application/json", "x-amzn-ErrorType": "IncompleteSignatureException"},
+            )
+            return
+        response = front.forward(front.event_for(self.command, self.path, headers, body, identity))
+        out_headers = dict(response.get("headers") or {})
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            out_headers.setdefault(name, ", ".join(values))
+        self._answer(int(response["statusCode"]), str(response.get("body") or "").encode(), out_headers)
+
+    do_GET = _serve
+    do_POST = _serve
+    do_PUT = _serve
+    do_DELETE = _serve

@@ -28,6 +28,7 @@ from local.api_front import ApiFront
 from local.aws import LOCAL_AWS_ENV
 from local.lambda_context import LocalContext
 from local.lambda_invoke import LocalLambda
+from local.real_tenant import DemoSetupError, one_line, real_tenant, tenant_settings
 from local.stack import (
     DEVELOPER_ROLE,
     REPORTING_ROLE,
@@ -46,105 +47,6 @@ def _use_token(idm_base: str, access_token: str) -> int:
     with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
         body: dict[str, Any] = json.load(response)
     return int(body["resultCount"])
-
-
-Vends = tuple[dict[str, Any], dict[str, Any], float, float, int]
-
-
-def _first_vends(app: Any, scope: str, idm_base: str) -> Vends:
-    """Two vends (a mint, then the memory cache) and one IDM call with the token."""
-    quiet = os.environ.get("TOKEN_VENDOR_DEMO_QUIET", "1") == "1"
-    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
-        started = time.perf_counter()
-        result = app.lambda_handler({"scope": scope}, LocalContext())
-        first_ms = (time.perf_counter() - started) * 1000
-        started = time.perf_counter()
-        again = app.lambda_handler({"scopes": [scope]}, LocalContext())
-        second_ms = (time.perf_counter() - started) * 1000
-    return result, again, first_ms, second_ms, _use_token(idm_base, result["access_token"])
-
-
-def _one_line(failure: Exception) -> str:
-    """A vend or IDM failure against a real tenant as one line with what to check (never a traceback)."""
-    if isinstance(failure, urllib.error.HTTPError):
-        hint = {
-            401: "AIC refused the token (is the service account active?)",
-            403: "the token lacks a scope IDM needs (give the service account fr:idm:*)",
-        }.get(failure.code, "IDM refused the request")
-        return f"GET /openidm/managed/alpha_user answered HTTP {failure.code}: {hint}"
-    if isinstance(failure, urllib.error.URLError):
-        return f"cannot reach the tenant's IDM ({failure.reason}); check AIC_TENANT_FQDN and the network"
-    name = type(failure).__name__
-    detail = " ".join(str(failure).split())[:300]
-    hints = {
-        "UpstreamRejected": "AIC refused the assertion: check AIC_SERVICE_ACCOUNT_ID and the key",
-        "UpstreamUnavailable": "AIC did not answer: check AIC_TENANT_FQDN and the network",
-        "InvalidScope": "the service account may not have fr:idm:* (add it to the account in AIC)",
-    }
-    return f"{name}: {detail}" + (f" ({hints[name]})" if name in hints else "")
-
-
-class DemoSetupError(Exception):
-    """A real-tenant setting is missing or wrong: one line for the user, no traceback."""
-
-
-def _tenant_settings(
-    environ: dict[str, str] | os._Environ[str],
-) -> tuple[str, str, dict[str, Any], str] | None:
-    """Check the real-tenant variables before anything starts; None when the user asked for none."""
-    tenant = environ.get("AIC_TENANT_FQDN", "").strip()
-    if not tenant:
-        return None
-    from token_vendor.settings import load_settings
-
-    account = environ.get("AIC_SERVICE_ACCOUNT_ID", "").strip()
-    key_file = environ.get("AIC_KEY_FILE", "").strip()
-    if not account or not key_file:
-        missing = [n for n, v in (("AIC_SERVICE_ACCOUNT_ID", account), ("AIC_KEY_FILE", key_file)) if not v]
-        raise DemoSetupError(f"AIC_TENANT_FQDN is set, so {' and '.join(missing)} must be set too")
-    token_url = (
-        environ.get("AIC_TOKEN_ENDPOINT_URL", "").strip() or f"https://{tenant}/am/oauth2/access_token"
-    )
-    try:
-        load_settings(
-            {
-                "TENANT_FQDN": tenant,
-                "TOKEN_ENDPOINT_URL": token_url,
-                "SERVICE_ACCOUNT_SECRET_ID": "check",
-                "TOKEN_CACHE_TABLE": "check",
-            }
-        )
-    except Exception as exc:  # the vendor's own check: a URL, a path or a port in AIC_TENANT_FQDN
-        message = (
-            str(exc)
-            .replace("TENANT_FQDN", "AIC_TENANT_FQDN")
-            .replace("TOKEN_ENDPOINT_URL", "AIC_TOKEN_ENDPOINT_URL")
-        )
-        raise DemoSetupError(message) from None
-    try:
-        with open(key_file) as handle:
-            jwk = json.load(handle)
-    except OSError as exc:
-        raise DemoSetupError(f"AIC_KEY_FILE {key_file}: {exc.strerror}") from None
-    except ValueError:
-        raise DemoSetupError(
-            f"AIC_KEY_FILE {key_file} is not JSON (the key.jwk the AIC console downloads)"
-        ) from None
-    if not isinstance(jwk, dict) or jwk.get("kty") != "RSA" or "d" not in jwk:
-        raise DemoSetupError(f"AIC_KEY_FILE {key_file} is not an RSA private JWK (the console's key.jwk)")
-    return tenant, account, jwk, token_url
-
-
-def _real_tenant(
-    stack: LocalStack, settings: tuple[str, str, dict[str, Any], str] | None
-) -> tuple[dict[str, str], str, str] | None:
-    """Function settings, token URL and IDM base for a real tenant, when the user asked for one."""
-    if settings is None:
-        return None
-    tenant, account, jwk, token_url = settings
-    stack.put_secret(json.dumps({"serviceAccountId": account, "jwk": jwk}))
-    overrides = {"TENANT_FQDN": tenant, "TOKEN_ENDPOINT_URL": token_url}
-    return overrides, token_url, token_url.split("/am/oauth2/")[0]
 
 
 def _cli_header(url: str, identity: Any, idm_base: str) -> str:
@@ -240,16 +142,67 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="exit after the demo")
     args = parser.parse_args(argv)
     try:
-        tenant_settings = _tenant_settings(os.environ)
+        asked = tenant_settings(os.environ)
     except DemoSetupError as problem:
         sys.stderr.write(f"make run: {problem}\n")
         return 2
 
     stack = start_stack()
-    real = _real_tenant(stack, tenant_settings)
-    overrides = real[0] if real else {}
+    real = real_tenant(stack, asked)
     token_url = real[1] if real else stack.standin.token_url
     idm_base = real[2] if real else stack.standin.base_url
+    _point_function_at(stack, real[0] if real else {})
+    from token_vendor import (
+        app,  # after the environment points at the local stack
+        observability,
+    )
+
+    audit_log = open(os.devnull, "w") if _quiet() else None  # noqa: SIM115
+    observability.set_output(audit_log)
+
+    _print_stack(stack, token_url, real is not None)
+    scope = "fr:idm:*"
+    try:
+        result, again, first_ms, second_ms = _first_vends(app, scope)
+        users = _use_token(idm_base, result["access_token"])
+    except Exception as failure:
+        if real is None:
+            raise
+        sys.stderr.write(f"make run: your tenant: {one_line(failure)}\n")
+        stack.stop()
+        return 1
+    _print_first_vends(stack, result, again, (first_ms, second_ms), users, real is not None)
+    servers = _callers_story(stack, app, result, idm_base, real is not None)
+    if not args.once:
+        print("\nserving until Ctrl-C")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("\nstopping")
+    for server in servers:
+        server.stop()
+    stack.stop()
+    return 0
+
+
+def _first_vends(app: Any, scope: str) -> tuple[dict[str, Any], dict[str, Any], float, float]:
+    """A mint, then a memory hit: both answers and their times in milliseconds."""
+    with contextlib.redirect_stdout(io.StringIO()) if _quiet() else contextlib.nullcontext():
+        started = time.perf_counter()
+        result = app.lambda_handler({"scope": scope}, LocalContext())
+        first_ms = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        again = app.lambda_handler({"scopes": [scope]}, LocalContext())
+        second_ms = (time.perf_counter() - started) * 1000
+    return result, again, first_ms, second_ms
+
+
+def _quiet() -> bool:
+    return os.environ.get("TOKEN_VENDOR_DEMO_QUIET", "1") == "1"
+
+
+def _point_function_at(stack: LocalStack, overrides: dict[str, str]) -> None:
+    """The function's settings, in this process's environment, before the handler is imported."""
     os.environ.update(
         stack.function_env(
             # HTTP callers and Lambda callers that prove who they are get what their role is granted.
@@ -258,19 +211,13 @@ def main(argv: list[str] | None = None) -> int:
             **overrides,
         )
     )
-    if os.environ.get("TOKEN_VENDOR_DEMO_QUIET", "1") == "1":
+    if _quiet():
         os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
         os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
         logging.getLogger("token_vendor").setLevel(logging.WARNING)
-    from token_vendor import (
-        app,  # after the environment points at the local stack
-        observability,
-    )
-    from token_vendor.cached_token import fingerprint
 
-    audit_log = open(os.devnull, "w") if os.environ.get("TOKEN_VENDOR_DEMO_QUIET", "1") == "1" else None  # noqa: SIM115
-    observability.set_output(audit_log)
 
+def _print_stack(stack: LocalStack, token_url: str, real: bool) -> None:
     print("local stack up:")
     print(f"  AWS (moto)         {stack.aws.endpoint}")
     if real:
@@ -280,16 +227,19 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"  AIC stand-in       {token_url}")
         print(f"  service account    {stack.account_id} (key generated, stored in Secrets Manager)")
-    scope = "fr:idm:*"
-    try:
-        result, again, first_ms, second_ms, users = _first_vends(app, scope, idm_base)
-    except Exception as failure:
-        if not real:
-            raise
-        sys.stderr.write(f"make run: your tenant: {_one_line(failure)}\n")
-        stack.stop()
-        return 1
 
+
+def _print_first_vends(
+    stack: LocalStack,
+    result: dict[str, Any],
+    again: dict[str, Any],
+    times_ms: tuple[float, float],
+    users: Any,
+    real: bool,
+) -> None:
+    from token_vendor.cached_token import fingerprint
+
+    first_ms, second_ms = times_ms
     print('\ndirect invocation {"scope": "fr:idm:*"}:')
     print(f"  token fingerprint  {fingerprint(result['access_token'])}  (the token itself is never printed)")
     print(f"  scope              {result['scope']}")
@@ -303,34 +253,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  exchanges at AIC   {stack.standin.exchanges}")
     print(f"\nGET /openidm/managed/alpha_user with the token: {users} users returned")
 
+
+def _callers_story(
+    stack: LocalStack, app: Any, result: dict[str, Any], idm_base: str, real: bool
+) -> list[ApiFront | LocalLambda]:
+    """The same token through the Lambda Invoke API, signed HTTP and the CLI; then the identity and revoke
+    stories (stand-in only) and how to call it yourself. Returns the servers it started, still serving."""
+    from token_vendor.cached_token import fingerprint
+
     identities = local_identities()
     stack.sts.identities.update(identities)
     reporting = identities["ASIALOCALREPORTING01"]
     front = ApiFront(app.http_handler, identities).start()
-    from token_client import HttpTransport, TokenClient, TokenClientError
-
     invoke_api = LocalLambda({"token-vendor": app.lambda_handler}).start()
-    via_invoke = TokenClient.for_function("token-vendor", endpoint_url=invoke_api.endpoint).get_token(scope)
-    print(f"\nLambda Invoke API (local endpoint {invoke_api.endpoint}), function 'token-vendor':")
-    print(
-        f"  TokenClient.for_function fingerprint {fingerprint(via_invoke.access_token)}, same token: "
-        f"{via_invoke.access_token == result['access_token']}"
-    )
-    try:
-        TokenClient.for_function("token-vendor", endpoint_url=invoke_api.endpoint).get_token('bad"scope')
-    except TokenClientError as refused:
-        print(
-            f"  a refused request  raises {type(refused).__name__} (Lambda's error envelope, mapped by name)"
-        )
-    client = TokenClient(HttpTransport(front.token_url, session=signing_session(reporting)))
-    over_http = client.get_token("fr:idm:*")
-    print(f"\nsigned HTTP (SigV4, role {REPORTING_ROLE}) through the local API front {front.token_url}:")
-    print(
-        f"  TokenClient        fingerprint {fingerprint(over_http.access_token)}, same token as above: "
-        f"{over_http.access_token == result['access_token']}"
-    )
-    cli = _cli_header(front.token_url, reporting, idm_base)
-    print(f"  CLI --header       {cli}")
+    _invoke_api_story(invoke_api, result)
+    _signed_http_story(front, reporting, result, idm_base)
     if not real:
         print(f"  exchanges at AIC   {stack.standin.exchanges} (every caller above shared one token)")
     sys.stdout.flush()
@@ -346,22 +283,42 @@ def main(argv: list[str] | None = None) -> int:
     for line in client_instructions(stack, front, url_front, invoke_api, reporting):
         print(line)
     sys.stdout.flush()
-    if args.once:
-        invoke_api.stop()
-        front.stop()
-        url_front.stop()
-        stack.stop()
-        return 0
-    print("\nserving until Ctrl-C")
+    return [invoke_api, front, url_front]
+
+
+def _invoke_api_story(invoke_api: LocalLambda, result: dict[str, Any]) -> None:
+    from token_client import TokenClient, TokenClientError
+    from token_vendor.cached_token import fingerprint
+
+    via_invoke = TokenClient.for_function("token-vendor", endpoint_url=invoke_api.endpoint).get_token(
+        "fr:idm:*"
+    )
+    print(f"\nLambda Invoke API (local endpoint {invoke_api.endpoint}), function 'token-vendor':")
+    print(
+        f"  TokenClient.for_function fingerprint {fingerprint(via_invoke.access_token)}, same token: "
+        f"{via_invoke.access_token == result['access_token']}"
+    )
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        print("\nstopping")
-    invoke_api.stop()
-    front.stop()
-    url_front.stop()
-    stack.stop()
-    return 0
+        TokenClient.for_function("token-vendor", endpoint_url=invoke_api.endpoint).get_token('bad"scope')
+    except TokenClientError as refused:
+        print(
+            f"  a refused request  raises {type(refused).__name__} (Lambda's error envelope, mapped by name)"
+        )
+
+
+def _signed_http_story(front: ApiFront, reporting: Any, result: dict[str, Any], idm_base: str) -> None:
+    from token_client import HttpTransport, TokenClient
+    from token_vendor.cached_token import fingerprint
+
+    client = TokenClient(HttpTransport(front.token_url, session=signing_session(reporting)))
+    over_http = client.get_token("fr:idm:*")
+    print(f"\nsigned HTTP (SigV4, role {REPORTING_ROLE}) through the local API front {front.token_url}:")
+    print(
+        f"  TokenClient        fingerprint {fingerprint(over_http.access_token)}, same token as above: "
+        f"{over_http.access_token == result['access_token']}"
+    )
+    cli = _cli_header(front.token_url, reporting, idm_base)
+    print(f"  CLI --header       {cli}")
 
 
 def aws_cli_invoke(endpoint: str, payload_file: str, out_file: str) -> list[str]:

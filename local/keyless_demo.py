@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from local.aws import LOCAL_AWS_ENV
-from local.demo import _use_token
 from local.keyless import SIGNING_ALIAS, enrol_keyless, keyless_env, public_keys
 from local.lambda_context import LocalContext
 from local.lambda_invoke import LocalLambda
@@ -44,6 +43,19 @@ def _held(root: object) -> Iterator[object]:
         pending.extend(
             (item.__closure__ or ()) if isinstance(item, types.FunctionType) else gc.get_referents(item)
         )
+
+
+def _users_listed(idm_base: str, access_token: str) -> int:
+    """What the stand-in's IDM answers the token (as make run's story uses it)."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(  # noqa: S310 - the local stand-in
+        idm_base + "/openidm/managed/alpha_user?_queryFilter=true&_pageSize=3&_fields=userName",
+        headers={"Authorization": f"Bearer {access_token}"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        return int(json.load(response)["resultCount"])
 
 
 def _private_keys_in(vendor: object) -> int:
@@ -93,6 +105,27 @@ def _under_load(stack: LocalStack, work: Any) -> tuple[int, list[str]]:
     return vends[0], failures
 
 
+def _keyless_vend(stack: LocalStack) -> None:
+    """One vend by the vendor exactly as the function wires it (runtime.build_vendor), and what it holds."""
+    from token_vendor.cached_token import fingerprint
+    from token_vendor.deadline import Deadline
+    from token_vendor.runtime import build_vendor
+    from token_vendor.scopes import normalise_scopes
+    from token_vendor.settings import load_settings
+    from token_vendor.vend_request import DIRECT_CALLER, VendRequest
+
+    vendor = build_vendor(load_settings(os.environ))
+    request = VendRequest(normalise_scopes("fr:idm:*"), None, DIRECT_CALLER)
+    token = vendor.vend(request, Deadline.after(10.0, time.monotonic)).token
+    print('\na vend {"scope": "fr:idm:*"}, the assertion signed by kms:Sign:')
+    print(f"  token fingerprint  {fingerprint(token.access_token)}  (the token itself is never printed)")
+    print(f"  SERVICE_ACCOUNT_SECRET_ID  {os.environ.get('SERVICE_ACCOUNT_SECRET_ID', '(not set)')}")
+    print(f"  key in use         {token.key_version}")
+    print(f"  private keys held by the function: {_private_keys_in(vendor)}")
+    users = _users_listed(stack.standin.base_url, token.access_token)
+    print(f"  GET /openidm/managed/alpha_user with the token: {users} users")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--once", action="store_true", help="exit after the demo")
@@ -105,16 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     logging.getLogger("token_vendor").setLevel(logging.WARNING)
     from token_vendor import observability
-    from token_vendor.cached_token import fingerprint
-    from token_vendor.deadline import Deadline
     from token_vendor.rotation import rotation_handler
-    from token_vendor.runtime import build_vendor
-    from token_vendor.scopes import normalise_scopes
-    from token_vendor.settings import load_settings
-    from token_vendor.vend_request import DIRECT_CALLER, VendRequest
-
-    def direct_request(scope: str) -> VendRequest:
-        return VendRequest(normalise_scopes(scope), None, DIRECT_CALLER)
 
     observability.set_output(open(os.devnull, "w"))  # noqa: SIM115 - the audit lines, for the demo's whole life
     print("local stack up (keyless):")
@@ -122,16 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  AIC stand-in       {stack.standin.token_url}")
     print(f"  signing key        {first.arn} (RSA_2048, SIGN_VERIFY) behind {SIGNING_ALIAS}")
     print(f"  AIC lists          kid {first.public_jwk['kid']} (the RFC 7638 thumbprint of its public key)")
-    # The vendor exactly as the function wires it (runtime.build_vendor), so what it holds can be shown.
-    vendor = build_vendor(load_settings(os.environ))
-    token = vendor.vend(direct_request("fr:idm:*"), Deadline.after(10.0, time.monotonic)).token
-    print('\na vend {"scope": "fr:idm:*"}, the assertion signed by kms:Sign:')
-    print(f"  token fingerprint  {fingerprint(token.access_token)}  (the token itself is never printed)")
-    print(f"  SERVICE_ACCOUNT_SECRET_ID  {os.environ.get('SERVICE_ACCOUNT_SECRET_ID', '(not set)')}")
-    print(f"  key in use         {token.key_version}")
-    print(f"  private keys held by the function: {_private_keys_in(vendor)}")
-    users = _use_token(stack.standin.base_url, token.access_token)
-    print(f"  GET /openidm/managed/alpha_user with the token: {users} users")
+    _keyless_vend(stack)
 
     service = LocalLambda({"token-vendor-rotation": rotation_handler}).start()
     print("\naic-token rotate (a second KMS key) while cold containers keep vending:")

@@ -79,6 +79,24 @@ class LocalLambda:
     def arn(self, name: str) -> str:
         return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
 
+    def refusal(self, refused: Refused) -> tuple[int, dict[str, str], bytes]:
+        """Lambda's 403 for a request whose signature the endpoint refused (counted)."""
+        with self._lock:
+            self.refused += 1
+        error_type = _ERROR_TYPES.get(refused.message, "InvalidSignatureException")
+        return 403, {"x-amzn-ErrorType": error_type}, json.dumps({"message": refused.message}).encode()
+
+    def configuration(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        """GetFunctionConfiguration's answer for ``path`` (``…/functions/{name}/configuration``)."""
+        if not (path.startswith(_PREFIX) and path.endswith("/configuration")):
+            return 404, {"x-amzn-ErrorType": "UnknownOperationException"}, b"{}"
+        name = function_name_of(unquote(path[len(_PREFIX) :].rsplit("/", 1)[0]))
+        if name not in self.functions:
+            body = {"Type": "User", "message": f"Function not found: {self.arn(name)}"}
+            return 404, {"x-amzn-ErrorType": "ResourceNotFoundException"}, json.dumps(body).encode()
+        body = {"FunctionName": name, "FunctionArn": self.arn(name), "Role": self.role(name)}
+        return 200, {}, json.dumps(body).encode()
+
     def role(self, name: str) -> str:
         """The execution role GetFunctionConfiguration names (a key policy's principal)."""
         return f"arn:aws:iam::{ACCOUNT}:role/{name}-role"
@@ -130,24 +148,8 @@ class LocalLambda:
 
             def do_GET(self) -> None:
                 """GetFunctionConfiguration (``GET …/functions/{name}/configuration``): name, ARN, role."""
-                path = self.path.split("?", 1)[0]
-                if not self._verified(b""):
-                    return
-                name = function_name_of(unquote(path[len(_PREFIX) :].rsplit("/", 1)[0]))
-                if not (path.startswith(_PREFIX) and path.endswith("/configuration")):
-                    self._send(404, {"x-amzn-ErrorType": "UnknownOperationException"}, b"{}")
-                elif name not in service.functions:
-                    body = {"Type": "User", "message": f"Function not found: {service.arn(name)}"}
-                    self._send(
-                        404, {"x-amzn-ErrorType": "ResourceNotFoundException"}, json.dumps(body).encode()
-                    )
-                else:
-                    body = {
-                        "FunctionName": name,
-                        "FunctionArn": service.arn(name),
-                        "Role": service.role(name),
-                    }
-                    self._send(200, {}, json.dumps(body).encode())
+                if self._verified(b""):
+                    self._send(*service.configuration(self.path.split("?", 1)[0]))
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -176,14 +178,7 @@ class LocalLambda:
                         "lambda",
                     )
                 except Refused as refused:
-                    with service._lock:
-                        service.refused += 1
-                    error_type = _ERROR_TYPES.get(refused.message, "InvalidSignatureException")
-                    self._send(
-                        403,
-                        {"x-amzn-ErrorType": error_type},
-                        json.dumps({"message": refused.message}).encode(),
-                    )
+                    self._send(*service.refusal(refused))
                     return False
                 return True
 

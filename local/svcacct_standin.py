@@ -16,7 +16,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from local.aic_standin import Account
+    from local.aic_grant import Account
 
 Answer = tuple[int, dict[str, Any], dict[str, str]]
 _UNAUTHORIZED: Answer = (401, {"code": 401, "reason": "Unauthorized", "message": "Access Denied"}, {})

@@ -38,8 +38,9 @@ PLAIN_SEEDS: tuple[int, ...] = (549, 551, 1518, 378, 1903, 7525)
 # Issue 30 (found by soaks from random starts): 745592285 and 281993656: recording a use took a retried
 # write after the token was chosen, and the caller got 599.9 s for 600 asked; 826317362: a process that
 # stalled woke with 0.08 s left, could not read the table in time and minted beside the fleet's token;
-# 826300020 and 826294604: a report named a token a stalled holder stored during the request (the judge).
-ISSUE_30_SEEDS: tuple[int, ...] = (745592285, 281993656, 826317362, 826300020, 826294604)
+# 826300020 and 826294604: a report named a token a stalled holder stored during the request (the judge);
+# 787467108: another random start that failed invariant 1 on c55aa12 (two exchanges) and passes after these.
+ISSUE_30_SEEDS: tuple[int, ...] = (745592285, 281993656, 826317362, 826300020, 826294604, 787467108)
 REGRESSION_SEEDS: tuple[int, ...] = (*PLAIN_SEEDS, 37, 48, 13, 508, 290, 4125, *ISSUE_30_SEEDS)
 
 

@@ -120,5 +120,7 @@ def test_a_share_of_the_histories_signs_keyless_and_the_regression_seeds_replay_
     assert 50 <= len(keyless) <= 110
     assert not [seed for seed in REGRESSION_SEEDS if draw_scenario(seed).keyless]
     minted = next(h for h in (run_history(draw_scenario(seed)) for seed in keyless[:20]) if h.aic)
-    assert any("KMS Sign" in line for line in minted.log)  # the real KmsSigner signed through the simulated KMS
+    assert any(
+        "KMS Sign" in line for line in minted.log
+    )  # the real KmsSigner signed through the simulated KMS
     assert minted.violations == []

@@ -79,8 +79,7 @@ CALL_SITES: dict[tuple[str, str, str], frozenset[str]] = {
     ("token_table", "release", "update_item"): VENDING,
     ("table_use", "note_vended", "update_item"): VENDING,
     ("table_use", "recently_vended", "scan"): frozenset({VENDOR}),  # the scheduled refresh only
-    ("table_use", "_counted", "update_item"): frozenset({VENDOR}),  # the scheduled refresh's counter
-    ("rotation", "_label", "update_secret_version_stage"): frozenset({ROTATION}),
+    ("table_use", "_counted", "update_item"): frozenset({VENDOR}),  # the scheduled refresh's fleet count
     # Keyless (issue 35): the vending roles resolve the alias, read the public key and sign. The rotation
     # function resolves and reads too; it signs only with a pending key whose policy aic-token rotate
     # writes for that one test (not the stack's key: its policy lets only the vending roles sign).
@@ -91,6 +90,7 @@ CALL_SITES: dict[tuple[str, str, str], frozenset[str]] = {
     ("rotation", "_key", "get_secret_value"): frozenset({ROTATION}),
     ("rotation", "create", "put_secret_value"): frozenset({ROTATION}),
     ("rotation", "finish", "update_secret_version_stage"): frozenset({ROTATION}),
+    ("rotation", "_label", "update_secret_version_stage"): frozenset({ROTATION}),  # the AICTESTED label
 }
 
 
@@ -110,7 +110,7 @@ def aws_calls_in_the_code() -> dict[tuple[str, str, str], str]:
     """Every ``<client>.<operation>(`` in the package: (module, enclosing function, method) -> IAM action."""
     operations = _operations()
     found: dict[tuple[str, str, str], str] = {}
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         for function in ast.walk(ast.parse(path.read_text())):
             if not isinstance(function, ast.FunctionDef):
                 continue

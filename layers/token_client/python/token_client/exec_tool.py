@@ -35,7 +35,7 @@ def _env_name(value: str) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    from token_client.__main__ import PROG, _OneLineParser, _source_options
+    from token_client.cli_common import PROG, _OneLineParser, _source_options
 
     p = _OneLineParser(
         prog=f"{PROG} exec",
@@ -69,7 +69,7 @@ def _split(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def run(argv: list[str], *, execute: Execute = os.execvpe) -> int:  # type: ignore[assignment]
-    from token_client.__main__ import _client, _fail
+    from token_client.cli_common import _client, _fail
 
     options, command = _split(argv)
     args = parser().parse_args(options)

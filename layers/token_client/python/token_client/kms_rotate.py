@@ -21,6 +21,7 @@ import json
 from typing import Any
 
 from token_client.errors import SetupError, TokenClientError, TransportError
+from token_client.jwk_numbers import key_numbers, lists
 
 PREVIOUS_TAG = "TokenVendorPreviousKey"
 TEST_SID = "RotationTestOnly"
@@ -74,8 +75,6 @@ class KeylessRotation:
         self._write = write
 
     def start(self, idm: Any, status: dict[str, Any], numbers: Any) -> None:
-        from token_client.rotate import key_numbers, lists
-
         alias, current = status["signingKeyId"], status["AWSCURRENT"]["keyArn"]
         policy = _kms_call(self._kms, "get_key_policy", KeyId=_key_id(current), PolicyName="default")[
             "Policy"
@@ -121,8 +120,6 @@ class KeylessRotation:
         )
 
     def finish(self, idm: Any, status: dict[str, Any], numbers: Any) -> None:
-        from token_client.rotate import key_numbers, lists
-
         current = status["AWSCURRENT"]["keyArn"]
         removed = idm.change(lambda keys: [k for k in keys if key_numbers(k) == numbers], numbers)
         self._write(f"finished: removed {removed} old key(s) from AIC; it keeps the key in use ({current})\n")

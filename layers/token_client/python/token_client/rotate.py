@@ -23,8 +23,6 @@ same command and the same rule: ``kms_rotate.py``.
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import ipaddress
 import json
 import os
@@ -44,6 +42,7 @@ from token_client.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
+from token_client.jwk_numbers import Numbers, key_numbers, lists
 
 PROG = "aic-token rotate"
 MAX_CONFLICT_RETRIES = 3
@@ -58,7 +57,6 @@ _NOT_ROTATION = (
     "function takes token requests, not rotation steps); pass the stack output KeyRotationFunctionArn "
     "(deploy with KeyRotation=true)"
 )
-Numbers = tuple[int, int]
 
 
 class RevisionConflict(TokenClientError):
@@ -101,27 +99,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--region")
     p.add_argument("--profile")
     return p
-
-
-def _uint(value: Any) -> int:
-    if not isinstance(value, str) or not value:
-        raise ValueError("not a base64url string")
-    return int.from_bytes(base64.b64decode(value + "=" * (-len(value) % 4), b"-_", validate=True), "big")
-
-
-def key_numbers(jwk: Any) -> Numbers | None:
-    """An RSA public key's identity, its modulus and exponent (RFC 7518 section 6.3.1), whatever else the
-    JWK carries; None for anything that is not an RSA key (it never matches)."""
-    if not isinstance(jwk, dict) or jwk.get("kty") != "RSA":
-        return None
-    try:
-        return _uint(jwk.get("n")), _uint(jwk.get("e"))
-    except (ValueError, binascii.Error):
-        return None
-
-
-def lists(keys: list[dict[str, Any]], numbers: Numbers) -> bool:
-    return any(key_numbers(k) == numbers for k in keys)
 
 
 def idm_base(value: str) -> str:
@@ -338,7 +315,7 @@ def _admin_token(args: argparse.Namespace) -> str:
 def run(argv: list[str], *, lambda_client: Any = None, kms_client: Any = None, out: Any = None) -> int:
     args = parser().parse_args(argv)
     write = (out or sys.stdout).write
-    from token_client.__main__ import _fail
+    from token_client.cli_common import _fail
     from token_client.transports import new_session
 
     try:
