@@ -261,3 +261,20 @@ def test_a_rotation_to_a_second_kms_key_under_load_fails_no_vend(keyless: LocalS
             thread.join()
     assert failures == []
     assert vends[0] >= 20
+
+
+def test_a_refused_key_makes_the_vendor_re_resolve_the_alias_at_once_and_mint_with_the_new_key(
+    keyless: LocalStack,
+) -> None:
+    key_clock = KeyClock()  # never advances: only AIC's refusal can make the vendor look again
+    vendor = keyless_vendor(keyless, key_clock=key_clock)
+    vendor.vend(direct("fr:idm:*"), budget())
+    new = create_signing_key(keyless)
+    point_alias(keyless, new)
+    keyless.standin.set_keys(keyless.account_id, [new.public_jwk])  # AIC knows only the new key now
+
+    vended = vendor.vend(direct("fr:am:*"), budget())
+
+    assert vended.tier == "minted"
+    assert vendor._keys.loaded_version() == new.arn
+    assert vended.token.key_version == new.arn
