@@ -1,6 +1,6 @@
 """What the vendor costs on AWS, from a bench run's handler durations and list prices (issue 32).
 
-One model writes both ``benchmarks/results.md``'s "Cost model" section and the README's table, so they
+One model writes both ``benchmarks/results.md``'s "Cost model" section and docs/deploy.md's table, so they
 cannot disagree: ``make bench`` calls ``write`` with the durations it measured; ``python -m
 benchmarks.cost_model`` re-derives both from the durations the last run recorded in results.md (after a
 price or model change, without re-running the bench).
@@ -19,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results.md"
-README = REPO / "README.md"
+README = REPO / "docs" / "deploy.md"  # the page with the cost table ("What it costs")
 BEGIN, END = "<!-- cost-table:begin (benchmarks/cost_model.py) -->", "<!-- cost-table:end -->"
 DURATIONS_TAG = re.compile(r"<!-- durations: (\{.*?\}) -->")
 
@@ -227,7 +227,7 @@ def results_section(durations: Mapping[str, float]) -> list[str]:
         f"{durations['rest']:.0f} µs, function URL event {durations['url']:.0f} µs; a table hit "
         f"{durations['table'] / 1000:.1f} ms), billed as whole milliseconds at {int(MEMORY_GB * 1024)} MB arm64; "
         f"INIT {COLD_START_INIT_MS:.0f} ms per cold start; {LOG_BYTES_PER_VEND} bytes of log per vend, "
-        f"{REST_ACCESS_LOG_BYTES} more per REST access log line. Free tiers left out. The README's table is "
+        f"{REST_ACCESS_LOG_BYTES} more per REST access log line. Free tiers left out. docs/deploy.md's table is "
         "these rows (benchmarks/cost_model.py writes both).",
         "",
         *table_rows(durations),
@@ -266,14 +266,14 @@ def recorded_durations(results: str) -> dict[str, float]:
 
 
 def main() -> int:
-    """Rewrite results.md's cost section and the README's table from the last run's durations."""
+    """Rewrite results.md's cost section and docs/deploy.md's table from the last run's durations."""
     results = RESULTS.read_text()
     durations = recorded_durations(results)
     head, _, rest = results.partition("\n## Cost model\n")
     _, _, tail = rest.partition("\n## ")
     RESULTS.write_text(head + "\n".join(results_section(durations)) + "\n\n## " + tail)
     write_readme(durations)
-    print("cost_model: benchmarks/results.md and README.md rewritten")
+    print("cost_model: benchmarks/results.md and docs/deploy.md rewritten")
     return 0
 
 

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cost_model() -> list[str]:
     """The cost section, from this run's handler durations (benchmarks/cost_model.py, which also writes the
-    README's table from the same figures)."""
+    docs/deploy.md's table from the same figures)."""
     if not DURATIONS:
         return []
     return cost_section(DURATIONS)
@@ -102,7 +102,7 @@ def write_results(elapsed: float) -> None:
     say(f"wrote {RESULTS.relative_to(REPO)}")
     if DURATIONS:
         write_readme(DURATIONS)
-        say("wrote README.md's cost table from the same run")
+        say("wrote docs/deploy.md's cost table from the same run")
 
 
 if __name__ == "__main__":

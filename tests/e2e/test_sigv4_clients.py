@@ -3,7 +3,7 @@
 botocore (Python), awscurl (its own signer), curl ``--aws-sigv4`` (libcurl's) and Node.js with AWS SDK v3's
 ``@smithy/signature-v4``. None of them was written here. Each signs a GET with a raw query, a GET with two
 parameters and a POST with a JSON body; a request tampered after signing (query, body or date) is refused.
-The README's Node.js snippet is ``examples/node/vend-token.mjs``, run here as the README shows it.
+The Node.js snippet of docs/using.md is ``examples/node/vend-token.mjs``, run here as the page shows it.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def _curl(front: ApiFront, identity: Identity, method: str, query: str, body: st
     curl = shutil.which("curl")
     if curl is None:
         pytest.skip("curl is not on this machine")
-    # curl signs the query exactly as written: send it pre-encoded and sorted (the README's rule).
+    # curl signs the query exactly as written: send it pre-encoded and sorted (docs/using.md's rule).
     from local.sigv4 import canonical_query
 
     url = front.token_url + (f"?{canonical_query(query)}" if query else "")
@@ -234,15 +234,15 @@ def test_a_body_sent_chunked_is_verified_and_served(
     assert (any_front.forwarded, any_front.refused) == (1, 0)
 
 
-def test_the_readme_shows_the_tested_node_snippet() -> None:
+def test_the_using_page_shows_the_tested_node_snippet() -> None:
     snippet = (NODE_DIR / "vend-token.mjs").read_text()
-    readme = (REPO / "README.md").read_text()
-    block = re.search(r"```js\n(.*?)```", readme, re.S)
-    assert block, "the README has no ```js block"
+    page = (REPO / "docs" / "using.md").read_text()
+    block = re.search(r"```js\n(.*?)```", page, re.S)
+    assert block, "docs/using.md has no ```js block"
     assert block.group(1) == snippet
 
 
-def test_the_readme_node_snippet_vends_a_token(
+def test_the_pages_node_snippet_vends_a_token(
     any_front: ApiFront, reporting: Identity, fresh_stack: LocalStack
 ) -> None:
     node = shutil.which("node")

@@ -80,7 +80,7 @@ def _curl() -> str | None:
 
 
 def test_curl_aws_sigv4_gets_a_token(front: ApiFront, reporting: Identity) -> None:
-    """The README's curl call: curl signs the query as it is on the command line, so it is written
+    """The curl call of docs/using.md: curl signs the query as it is on the command line, so it is written
     pre-encoded (curl 7.88 does not encode a raw one, as the specification asks)."""
     curl = _curl()
     if curl is None:

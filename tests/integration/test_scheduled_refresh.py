@@ -467,3 +467,30 @@ def test_a_planted_refresh_count_holds_for_at_most_its_minute(fresh_stack: Local
 
     assert vendor.calls == 3
     assert summary.fleet_limited == 0
+
+
+@pytest.mark.parametrize("planted", ["-1000000000", "0.5", "-1"])
+def test_a_planted_count_below_one_does_not_lift_the_fleet_bound(
+    fresh_stack: LocalStack, planted: str
+) -> None:
+    """A count the vendor never writes (it opens a window at 1) is malformed: the window is opened afresh,
+    not counted from below zero, so a table writer cannot grant the fleet more than its refreshes a minute."""
+    wall = _StoppedWall()
+    _plant_due_scope_sets(fresh_stack, wall(), MAX_REFRESHES_PER_MINUTE)
+    client = fresh_stack.client("dynamodb")
+    client.put_item(
+        TableName=fresh_stack.table_name,
+        Item={
+            "pk": {"S": refresh_counter_key("t.example", "a")},
+            "refresh_window": {"N": str(int(wall() // 60))},  # this minute
+            "refresh_count": {"N": planted},
+        },
+    )
+    vendors = [_FakeVendor(), _FakeVendor()]
+    for vendor in vendors:  # two runs in the same minute: together at most the fleet's bound
+        ScheduledRefresher(
+            vendor, TokenTable(fresh_stack.table_name, client, clock=wall), tenant="t.example",
+            account_ref="a", keep_warm_seconds=3600, clock=wall, metrics=Recorder(),
+        ).run(budget())  # fmt: skip
+
+    assert sum(v.calls for v in vendors) == MAX_REFRESHES_PER_MINUTE

@@ -161,6 +161,14 @@ def _glob(pattern: str, value: str, *, case: bool) -> bool:
     return re.fullmatch(regex, value, 0 if case else re.IGNORECASE) is not None
 
 
+def _arn_like(pattern: str, arn: str) -> bool:
+    """ArnLike: each of the six colon-delimited components is matched on its own (``*`` spans no colon)."""
+    wanted, have = pattern.split(":", 5), arn.split(":", 5)
+    return len(wanted) == len(have) == 6 and all(
+        _glob(w, h, case=True) for w, h in zip(wanted, have, strict=True)
+    )
+
+
 def _action_matches(patterns: Any, action: str) -> bool:
     return any(_glob(str(p), action, case=False) for p in _listed(patterns))
 
@@ -173,7 +181,7 @@ _OPERATORS = {
     "StringEquals": lambda want, have: want == have,
     "StringLike": lambda want, have: fnmatch.fnmatchcase(have, want),
     "ArnEquals": lambda want, have: want == have,
-    "ArnLike": lambda want, have: _glob(want, have, case=True),
+    "ArnLike": _arn_like,
     "Bool": lambda want, have: str(want).lower() == str(have).lower(),
 }
 _NEGATED = {
@@ -190,9 +198,10 @@ def _condition_holds(operator: str, key: str, wanted: Any, context: Mapping[str,
     base = base.removesuffix("IfExists")
     negate = base in _NEGATED
     test = _OPERATORS[_NEGATED.get(base, base)]
-    if key not in context:
-        return if_exists or (negate and not qualifier)
-    have = context[key]
+    names = {name.lower(): name for name in context}  # context key names ignore case
+    if key.lower() not in names:  # ForAllValues holds for an absent key; a negated plain operator too
+        return if_exists or qualifier == "ForAllValues" or (negate and not qualifier)
+    have = context[names[key.lower()]]
     haves = list(have) if not isinstance(have, str) else [have]
     wants = [str(w) for w in _listed(wanted)]
     if qualifier == "ForAnyValue":

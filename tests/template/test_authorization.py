@@ -13,8 +13,9 @@ enforces none of this, so nothing else here could see a refusal. The rules the m
    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html
 4. Condition: operators AND, keys within an operator AND, values of one key OR; a key absent from the
    request fails the condition unless the operator ends in ``IfExists`` (a negated operator without a set
-   qualifier matches an absent key); ``ForAnyValue``/``ForAllValues`` for multivalued keys such as
-   ``kms:ResourceAliases``. https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
+   qualifier matches an absent key, and so does ``ForAllValues``); ``ForAnyValue``/``ForAllValues`` for
+   multivalued keys such as ``kms:ResourceAliases``; context key names ignore case; ``ArnLike`` matches
+   each of the six colon-delimited components on its own. https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
    and https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-single-vs-multi-valued-context-keys.html
 5. KMS: no principal uses a key unless its key policy allows it, either by naming the principal (enough on
    its own) or by allowing the account (``arn:aws:iam::<account>:root``), which lets IAM policies allow it;
@@ -34,7 +35,7 @@ enforces none of this, so nothing else here could see a refusal. The rules the m
    "Monitoring DynamoDB interaction with AWS KMS": Decrypt)
 8. Secrets Manager with a customer managed key: reading a secret value is a KMS ``Decrypt`` and writing one
    a ``GenerateDataKey``, both by the caller through ``secretsmanager.<region>.amazonaws.com``; the key's
-   policy is the operator's (README "The secret"), so only the role's side is checked here.
+   policy is the operator's (docs/deploy.md "The secret"), so only the role's side is checked here.
    https://docs.aws.amazon.com/secretsmanager/latest/userguide/security-encryption.html
 """
 
@@ -314,16 +315,16 @@ def test_every_role_is_allowed_every_call_its_function_makes(
 
 
 def _operator_actions() -> list[str]:
-    """What the README tells operators `aic-token cache` needs."""
-    text = (REPO / "README.md").read_text()
+    """What the operations page tells operators `aic-token cache` needs."""
+    text = (REPO / "docs" / "operations.md").read_text()
     sentence = re.search(r"\*\*Operators\*\* inspect and flush the shared cache with (.+?)\n\n", text, re.S)
-    assert sentence, "README: the operators' paragraph on aic-token cache"
+    assert sentence, "docs/operations.md: the operators' paragraph on aic-token cache"
     return re.findall(r"`(dynamodb:\w+|kms:\w+)`", sentence.group(1))
 
 
-def test_aic_token_cache_needs_only_what_the_readme_says(variants: dict[str, dict[str, Any]]) -> None:
+def test_aic_token_cache_needs_only_what_operations_md_says(variants: dict[str, dict[str, Any]]) -> None:
     """The operator's tool (token_client/cache_tool.py) scans and deletes items: with the permissions the
-    README lists, on the table alone, every call it makes is allowed, KMS included (rule 7)."""
+    operations page lists, on the table alone, every call it makes is allowed, KMS included (rule 7)."""
     source = (REPO / "layers" / "token_client" / "python" / "token_client" / "cache_tool.py").read_text()
     operations = _operations()
     called = sorted(
@@ -389,3 +390,36 @@ def test_the_evaluator_follows_the_rules_it_cites() -> None:
         decision([resource_case], Request("dynamodb:GetItem", "arn:aws:dynamodb:r:1:table/t"))
         == "ImplicitDeny"
     )
+
+
+def test_the_evaluator_follows_aws_on_key_case_absent_sets_and_arn_segments() -> None:
+    """Three rules AWS documents that a laxer or stricter model would get wrong, each able to turn a Deny
+    the template may gain into a false pass: context key names ignore case ("Context key names are not
+    case-sensitive", reference_policies_elements_condition.html); ``ForAllValues`` matches a key absent
+    from the request; ``ArnLike`` checks each of the six colon-delimited components separately, so ``*``
+    never spans a colon (reference_policies_elements_condition_operators.html)."""
+    key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{'1' * 8}"
+    via = {"kms:ViaService": "dynamodb.eu-west-2.amazonaws.com"}
+    deny_mixed_case = {
+        "Effect": "Deny",
+        "Action": "kms:*",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"KMS:viaservice": "dynamodb.eu-west-2.amazonaws.com"}},
+    }
+    allow = {"Effect": "Allow", "Action": "kms:*", "Resource": "*"}
+    assert decision([allow, deny_mixed_case], Request("kms:Decrypt", key, via)) == "Deny"
+    deny_all_values = {
+        "Effect": "Deny",
+        "Action": "kms:*",
+        "Resource": "*",
+        "Condition": {"ForAllValues:StringEquals": {"kms:ResourceAliases": "alias/x"}},
+    }
+    assert decision([allow, deny_all_values], Request("kms:Decrypt", key)) == "Deny"
+    arn_like = {
+        "Effect": "Allow",
+        "Action": "*",
+        "Resource": "*",
+        "Condition": {"ArnLike": {"aws:SourceArn": "arn:aws:sqs:*:q"}},
+    }
+    source = {"aws:SourceArn": "arn:aws:sqs:eu-west-2:1:q"}
+    assert decision([arn_like], Request("sqs:SendMessage", "x", source)) == "ImplicitDeny"

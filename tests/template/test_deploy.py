@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from tests.docs.pages import page_text
 from tests.template.iam_model import ACCOUNT, REGION, Stack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,13 +30,13 @@ def test_the_schedule_name_fits_for_any_stack_name(variants: dict[str, dict[str,
 
 def test_only_the_consumers_layer_outlives_the_stack(variants: dict[str, dict[str, Any]]) -> None:
     """The vendor's own dependencies go with the stack and with each new version; consumers pin the
-    client layer's version ARN, so its versions stay, and the README says so."""
+    client layer's version ARN, so its versions stay, and docs/deploy.md says so."""
     for template in variants.values():
         layers = {n: r for n, r in template["Resources"].items() if r["Type"] == "AWS::Lambda::LayerVersion"}
         policy = {re.sub(r"[0-9a-f]{10}$", "", n): r.get("DeletionPolicy") for n, r in layers.items()}
         assert policy == {"DependenciesLayer": "Delete", "TokenClientLayer": "Retain"}
-    readme = (REPO / "README.md").read_text()
-    survives = readme[readme.index("What survives `sam delete`") :][:1500]
+    deploy_page = (REPO / "docs" / "deploy.md").read_text()
+    survives = deploy_page[deploy_page.index("What survives `sam delete`") :][:1500]
     assert "TokenClientLayer" in survives
 
 
@@ -50,8 +51,8 @@ def test_reserved_concurrency_says_what_it_really_reserves(variants: dict[str, d
     description = template["Parameters"]["ReservedConcurrency"]["Description"]
     assert "2N in all" in description
     assert "2N + 100" in description
-    readme = (REPO / "README.md").read_text()
-    assert "N + 100" not in readme.replace("2N + 100", "")
+    pages = page_text()
+    assert "N + 100" not in pages.replace("2N + 100", "")
 
 
 def _actions(stack: Stack) -> set[str]:

@@ -1,4 +1,4 @@
-"""Issue 32: the cost model has every line a bill has, and the README shows the same run's figures."""
+"""Issue 32: the cost model has every line a bill has, and docs/deploy.md shows the same run's figures."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def _rows(text: str) -> list[str]:
     return [line for line in text.splitlines() if re.match(r"\| (us-east-1|eu-west-2) \|", line)]
 
 
-def test_the_readme_table_is_the_results_table_of_the_same_run() -> None:
+def test_the_deploy_page_table_is_the_results_table_of_the_same_run() -> None:
     readme = cost_model.README.read_text()
     between = readme[readme.index(cost_model.BEGIN) : readme.index(cost_model.END)]
     assert _rows(between) == _rows(RESULTS)

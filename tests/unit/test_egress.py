@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import botocore.utils
+import certifi
 import pytest
 
 from token_vendor.bounded_http import proxy_for
@@ -30,9 +31,18 @@ def test_a_bad_proxy_names_the_variable_and_never_echoes_its_value() -> None:
 def test_a_ca_bundle_that_is_not_a_file_fails_the_cold_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="AWS_CA_BUNDLE"):
         load_egress({"AWS_CA_BUNDLE": str(tmp_path / "missing.pem")})
+    bundle = certifi.where()  # a real bundle of PEM certificates
+    assert load_egress({"AWS_CA_BUNDLE": bundle}).ca_bundle == bundle
+
+
+@pytest.mark.parametrize("content", ["-----BEGIN CERTIFICATE-----\n", "not a certificate\n", ""])
+def test_a_ca_bundle_with_no_usable_certificate_fails_the_cold_start(tmp_path: Path, content: str) -> None:
+    """A truncated or wrong file would otherwise pass the cold start and make every exchange and STS call
+    fail as an unnamed, retried "connection failed (SSLError)"."""
     bundle = tmp_path / "ca.pem"
-    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
-    assert load_egress({"AWS_CA_BUNDLE": str(bundle)}).ca_bundle == str(bundle)
+    bundle.write_text(content)
+    with pytest.raises(ConfigurationError, match="AWS_CA_BUNDLE"):
+        load_egress({"AWS_CA_BUNDLE": str(bundle)})
 
 
 URLS = [

@@ -242,6 +242,17 @@ class Egress:
     ca_bundle: str | None = None
 
 
+def _usable_bundle(path: str) -> bool:
+    """Loads as OpenSSL will at the first TLS call: a truncated or wrong file fails the cold start, not
+    every exchange as an unnamed, retried connection failure."""
+    import ssl
+
+    try:
+        return os.path.isfile(path) and ssl.create_default_context(cafile=path).cert_store_stats()["x509"] > 0
+    except (ssl.SSLError, OSError, ValueError):
+        return False
+
+
 def load_egress(env: Mapping[str, str]) -> Egress:
     """HTTPS_PROXY / https_proxy / HTTP_PROXY / NO_PROXY (lower case wins) and AWS_CA_BUNDLE (CONTRACT 2)."""
     proxies: dict[str, str] = {}
@@ -265,6 +276,6 @@ def load_egress(env: Mapping[str, str]) -> Egress:
                 )
             proxies[scheme] = urlunsplit(parts)
     ca_bundle = env.get("AWS_CA_BUNDLE", "").strip() or None
-    if ca_bundle is not None and not os.path.isfile(ca_bundle):
+    if ca_bundle is not None and not _usable_bundle(ca_bundle):
         raise _fail("AWS_CA_BUNDLE", "must name a readable PEM file of trusted CA certificates")
     return Egress(proxies, ca_bundle)

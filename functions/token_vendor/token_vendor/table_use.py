@@ -134,22 +134,23 @@ class UseRecords:
             ":next": {"N": str(window + 1)},
             ":one": {"N": "1"},
         }
-        counted = {**values, ":max": {"N": str(limit)}}
+        counted = {**values, ":below": {"N": str(limit - 1)}}  # a count is 1 .. limit, as written
         opened = {**values, ":num": {"S": "N"}, ":ttl": {"N": str(int(now) + _COUNTER_TTL_SECONDS)}}
         # Count in the open window; else open this minute's (the count absent, older, planted far ahead or
-        # malformed); else, if another run opened it a moment ago, count in that one.
+        # malformed, a count below one included); else, if another run opened it a moment ago, count in
+        # that one.
         return (
             self._counted(
                 key,
                 "SET refresh_count = refresh_count + :one",
-                "refresh_window >= :w AND refresh_window <= :next AND refresh_count < :max",
+                "refresh_window >= :w AND refresh_window <= :next AND refresh_count BETWEEN :one AND :below",
                 counted,
             )
             or self._counted(
                 key,
                 "SET refresh_window = :w, refresh_count = :one, #ttl = :ttl",
                 "attribute_not_exists(refresh_window) OR NOT attribute_type(refresh_window, :num)"
-                " OR NOT attribute_type(refresh_count, :num)"
+                " OR NOT attribute_type(refresh_count, :num) OR refresh_count < :one"
                 " OR refresh_window < :w OR refresh_window > :next",
                 opened,
                 {"#ttl": "ttl"},
@@ -157,7 +158,7 @@ class UseRecords:
             or self._counted(
                 key,
                 "SET refresh_count = refresh_count + :one",
-                "refresh_window >= :w AND refresh_window <= :next AND refresh_count < :max",
+                "refresh_window >= :w AND refresh_window <= :next AND refresh_count BETWEEN :one AND :below",
                 counted,
             )
         )

@@ -51,7 +51,10 @@ class VendorAuth(AuthBase):
         if response.status_code != 401:
             return response
         sent = response.request
-        rejected = str(sent.headers.get("Authorization", "")).removeprefix("Bearer ")
+        header = str(sent.headers.get("Authorization", ""))
+        if not header.startswith("Bearer "):  # requests stripped it (a redirect to another host): that
+            return response  # host never had our token, and must not get the replacement
+        rejected = header.removeprefix("Bearer ")
         fresh = self._client.retire(self._scope, rejected, min_validity=self._min_validity)
         position = getattr(sent, _POSITION, None)
         if position is not None:

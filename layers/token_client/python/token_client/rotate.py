@@ -43,6 +43,7 @@ from token_client.errors import (
     UpstreamUnavailable,
 )
 from token_client.jwk_numbers import Numbers, key_numbers, lists
+from token_client.proxies import ProxyAwarePool
 
 PROG = "aic-token rotate"
 MAX_CONFLICT_RETRIES = 3
@@ -138,7 +139,8 @@ class Idm:
     def __init__(self, base_url: str, account: str, admin_token: str, http: Any = None) -> None:
         self._url = f"{base_url.rstrip('/')}/openidm/managed/svcacct/{account}"
         self._auth = {"Authorization": f"Bearer {admin_token}", "Accept-API-Version": "resource=1.0"}
-        self._http = http or urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5, read=15))
+        # HTTPS_PROXY / NO_PROXY as botocore reads them, like every other HTTP call of the client (issue 31)
+        self._http = http or ProxyAwarePool(retries=False, timeout=urllib3.Timeout(connect=5, read=15))
 
     def _call(self, method: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
         try:
