@@ -132,6 +132,14 @@ def test_the_assertion_carries_the_thumbprint_of_the_kms_public_key_and_verifies
     public = jwt.PyJWK(key.public_jwk).key
     claims = jwt.decode(signed.jwt, public, algorithms=["RS256"], audience="https://aud.example:443/x")
     assert claims["iss"] == claims["sub"] == "acct-1"
+    # What Authlib's RFC 7523 grant decodes with (joserfc, the key as a KeySet), unchanged.
+    from joserfc import jwt as joserfc_jwt
+    from joserfc.jwk import KeySet, RSAKey
+
+    decoded = joserfc_jwt.decode(
+        signed.jwt, KeySet([RSAKey.import_key(key.public_jwk)]), algorithms=["RS256"]
+    )
+    assert decoded.claims["jti"] == "j1"
     jose = shutil.which("jose")
     if jose is None:
         pytest.skip("the 'jose' CLI is not installed (apt-get install jose): only PyJWT verified it")
