@@ -15,8 +15,8 @@ from tests.simulation.world import Latency, Scheduler, read_timeout
 
 SIGNING_ALIAS = "alias/sim-signing"
 SIGNING_ARN = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-4000-8000-00000000516e"
-# A quarter of the flavoured seeds; the constant keeps every regression seed (tests/simulation/simulate.py)
-# the history it was found in (test_simulation.py checks).
+# A quarter of the flavoured seeds; the constant keeps every regression seed found before keyless histories
+# existed (tests/simulation/simulate.py) the history it was found in (test_simulation.py checks).
 _KEYLESS_SALT = 171
 KEYLESS_SHARE = 0.25
 

@@ -146,42 +146,49 @@ class KmsSigner:
         key = self._key
         if key is not None and self._clock() - self._read_at < limit:
             return key
-        with self._lock:
-            if self._key is not None and self._clock() - self._read_at < limit:
-                return self._key
-            return self._resolve()
+        return self._resolve()
 
     def loaded_version(self) -> str | None:
         key = self._key
         return key.version_id if key is not None else None
 
     def refresh_now(self) -> KmsKey:
-        with self._lock:
-            return self._resolve()
+        return self._resolve()
 
     def _resolve(self) -> KmsKey:
+        # KMS is called outside the lock: a slow or stalled call must not hold the other threads of this
+        # container past their deadlines (found by simulation, seed 20574; envelope.py does the same). Two
+        # threads may then both resolve the alias, which is harmless; the lock guards only the state.
         try:
             metadata = self._kms_client().describe_key(KeyId=self._key_id)["KeyMetadata"]
         except (ClientError, BotoCoreError) as exc:
             error = _refusal(exc, "describe the signing key")
-            if isinstance(error, UpstreamUnavailable) and self._key is not None:
+            with self._lock:
+                kept = self._key
+                if isinstance(error, UpstreamUnavailable) and kept is not None:
+                    self._read_at = self._clock() - self._refresh_seconds + RETRY_AFTER_FAILURE_SECONDS
+            if isinstance(error, UpstreamUnavailable) and kept is not None:
                 logger.warning("signing key re-check failed; kept the key", extra={"problem": error.message})
-                self._read_at = self._clock() - self._refresh_seconds + RETRY_AFTER_FAILURE_SECONDS
-                return self._key
+                return kept
             raise error from exc
         arn = check_key_metadata(metadata)
-        self._read_at = self._clock()
-        if self._key is not None and self._key.version_id == arn:
-            return self._key
+        with self._lock:
+            known = self._key
+            if known is not None and known.version_id == arn:
+                self._read_at = self._clock()
+                return known
         try:
             der = self._kms_client().get_public_key(KeyId=arn)["PublicKey"]
         except (ClientError, BotoCoreError) as exc:
             raise _refusal(exc, "give the signing key's public key") from exc
         jwk = public_jwk_from_der(der)
-        if self._key is not None:
+        key = KmsKey(self._account_id, jwk["kid"], arn, jwk, self._sign)
+        with self._lock:
+            switched = self._key is not None and self._key.version_id != arn
+            self._key, self._read_at = key, self._clock()
+        if switched:
             logger.info("signing key switched", extra={"signing_key": arn, "kid": jwk["kid"]})
-        self._key = KmsKey(self._account_id, jwk["kid"], arn, jwk, self._sign)
-        return self._key
+        return key
 
     def _sign(self, key_arn: str, signing_input: bytes) -> bytes:
         try:
