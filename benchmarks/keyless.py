@@ -50,7 +50,7 @@ def keyless_rows(stack: LocalStack, repo: Any) -> None:
     vendor = build_vendor(load_settings(env), memory=MemoryCache(max_entries=0))
     request = VendRequest(normalise_scopes("fr:am:*"), None, DIRECT_CALLER)
     deadline = Deadline.after(1e9, time.monotonic)
-    vendor._mint(request, deadline, None, None)  # resolve the alias and read the public key once
+    vendor.minter.mint(request, deadline, None, None)  # resolve the alias and read the public key once
     kms = stack.client("kms")
     pool = urllib3.PoolManager(num_pools=2, maxsize=4, retries=False)
     header = _b64(json.dumps({"alg": "RS256", "kid": key.public_jwk["kid"], "typ": "JWT"}).encode())
@@ -68,7 +68,7 @@ def keyless_rows(stack: LocalStack, repo: Any) -> None:
         assert response.status == 200
 
     mints, posts, ratio = side_by_side(
-        lambda: vendor._mint(request, deadline, None, None), bare_post, rounds=15, n=30, warmup=3
+        lambda: vendor.minter.mint(request, deadline, None, None), bare_post, rounds=15, n=30, warmup=3
     )
     record("keyless mint (kms:Sign, exchange), p50 / p99", f"{us(p50(mints))} / {us(p99(mints))}")
     record("bare POST to the stand-in + one bare kms:Sign, p50", us(p50(posts)))

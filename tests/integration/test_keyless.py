@@ -30,9 +30,9 @@ from token_vendor import runtime
 from token_vendor.errors import ConfigurationError, UpstreamUnavailable
 from token_vendor.kms_signer import KmsSigner
 from token_vendor.memory_cache import MemoryCache
+from token_vendor.runtime import compose_vendor
 from token_vendor.settings import load_settings
 from token_vendor.token_endpoint import TokenEndpoint
-from token_vendor.token_table import TokenTable
 from token_vendor.vending import Clocks, TokenVendor
 
 
@@ -83,11 +83,11 @@ def keyless_vendor(
         settings.signing_key_id, kms or stack.client("kms"), account_id=stack.account_id, clock=key_clock
     )
     wall = FakeWall()
-    return TokenVendor(
+    return compose_vendor(
         settings,
         key_source=signer,
         endpoint=TokenEndpoint(settings.token_endpoint_url, sleep=lambda _s: None),
-        table=TokenTable(settings.table_name, stack.client("dynamodb"), clock=wall),
+        dynamodb=stack.client("dynamodb"),
         memory=MemoryCache(),
         metrics=Recorder(),
         clocks=Clocks(wall=wall, sleep=lambda _s: None),
@@ -208,7 +208,7 @@ def test_kms_throttled_is_upstream_unavailable_and_a_cached_token_is_served_stal
     kms.failing = False
     token = vendor.vend(direct("fr:idm:*"), budget()).token
     kms.failing = True
-    vendor._clocks.wall.advance(899 - 200)  # type: ignore[attr-defined]  # inside the refresh-ahead window
+    vendor.context.clocks.wall.advance(899 - 200)  # type: ignore[attr-defined]  # inside the refresh-ahead window
 
     vended = vendor.vend(direct("fr:idm:*"), budget())
 
@@ -241,7 +241,7 @@ def test_a_rotation_to_a_second_kms_key_under_load_fails_no_vend(keyless: LocalS
             try:
                 # Every vend mints: its clock then passes the token's expiry (rotation under minting load).
                 vendor.vend(direct("fr:idm:*"), budget())
-                vendor._clocks.wall.advance(900)  # type: ignore[attr-defined]
+                vendor.context.clocks.wall.advance(900)  # type: ignore[attr-defined]
                 vends[0] += 1
             except BaseException as exc:
                 failures.append(exc)
@@ -255,9 +255,9 @@ def test_a_rotation_to_a_second_kms_key_under_load_fails_no_vend(keyless: LocalS
         point_alias(keyless, new)  # 3: the switch
         key_clock.now += 301  # within 5 minutes every container re-resolves the alias
         deadline = time.monotonic() + 20
-        while any(v._keys.loaded_version() != new.arn for v in fleet) and time.monotonic() < deadline:
+        while any(v.minter.key_version() != new.arn for v in fleet) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert all(v._keys.loaded_version() == new.arn for v in fleet)
+        assert all(v.minter.key_version() == new.arn for v in fleet)
         keyless.standin.set_keys(keyless.account_id, [new.public_jwk])  # 4: only then is the old key gone
         keyless.client("kms").schedule_key_deletion(KeyId=old_key_id, PendingWindowInDays=7)
         done = vends[0] + 20
@@ -284,5 +284,5 @@ def test_a_refused_key_makes_the_vendor_re_resolve_the_alias_at_once_and_mint_wi
     vended = vendor.vend(direct("fr:am:*"), budget())
 
     assert vended.tier == "minted"
-    assert vendor._keys.loaded_version() == new.arn
+    assert vendor.minter.key_version() == new.arn
     assert vended.token.key_version == new.arn

@@ -29,9 +29,9 @@ from tests.integration.conftest import budget, direct
 from tests.leak_canary import CANARY
 from token_vendor.kms_signer import KmsSigner
 from token_vendor.memory_cache import MemoryCache
+from token_vendor.runtime import compose_vendor
 from token_vendor.settings import load_settings
 from token_vendor.token_endpoint import TokenEndpoint
-from token_vendor.token_table import TokenTable
 from token_vendor.vending import Clocks, TokenVendor
 
 pytestmark = pytest.mark.integration
@@ -76,11 +76,11 @@ def _new_container(stack: LocalStack, alias: str) -> TokenVendor:
     """A cold container in the keyless mode, with its own empty cache: its first vend mints."""
     settings = load_settings(keyless_env(stack, alias, TOKEN_CACHE_KEY_ID=""))
     signer = KmsSigner(alias, stack.client("kms"), account_id=stack.account_id, clock=time.monotonic)
-    return TokenVendor(
+    return compose_vendor(
         settings,
         key_source=signer,
         endpoint=TokenEndpoint(settings.token_endpoint_url, sleep=lambda _s: None),
-        table=TokenTable(settings.table_name, stack.client("dynamodb"), clock=time.time),
+        dynamodb=stack.client("dynamodb"),
         memory=MemoryCache(),
         clocks=Clocks(sleep=lambda _s: None),
     )

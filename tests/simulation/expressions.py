@@ -96,6 +96,10 @@ class Condition:
             return (function, path, argument)
         left = self._operand()
         comparator = self._take()
+        if comparator.upper() == "BETWEEN":  # DynamoDB's, inclusive: left >= low AND left <= high
+            low = self._operand()
+            self._take("AND")
+            return ("and", ("cmp", ">=", left, low), ("cmp", "<=", left, self._operand()))
         if comparator not in _COMPARATORS:
             raise ValueError(f"unsupported comparator {comparator}")
         return ("cmp", comparator, left, self._operand())

@@ -35,6 +35,7 @@ from botocore.exceptions import (
 )
 
 from token_vendor.deadline import Deadline
+from token_vendor.errors import NoTimeLeft
 
 CONNECT_TIMEOUT = 0.5
 READ_TIMEOUT = 2.0
@@ -63,12 +64,6 @@ _THROTTLING = frozenset(
         "ServiceUnavailableException",
     }
 )
-
-
-class NoTimeLeft(BotoCoreError):
-    """Too little of the invocation is left for another AWS call; none was sent."""
-
-    fmt = "no time left in this invocation for {operation}"
 
 
 class _Current(threading.local):

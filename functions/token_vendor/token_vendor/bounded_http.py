@@ -31,6 +31,7 @@ import urllib3.connection
 from urllib3.util.ssl_match_hostname import CertificateError
 
 from token_vendor.deadline import Deadline
+from token_vendor.errors import NoAnswer as NoAnswer  # noqa: PLC0414  (re-exported: callers catch bounded_http.NoAnswer)
 from token_vendor.settings import Egress
 from token_vendor.watchdog import Watchdog, shut_down
 
@@ -189,21 +190,6 @@ class Answer:
     status: int
     headers: Mapping[str, str]
     body: bytes  # at most max_body + 1 bytes: one more says "too long"
-
-
-class NoAnswer(Exception):
-    """No complete answer. ``sent``: the request may have been processed (a retry may cost a token);
-    ``unresolved``: the host name does not resolve; ``certificate``: the server's certificate was not
-    trusted (nothing was sent; retrying cannot help)."""
-
-    def __init__(
-        self, reason: str, *, sent: bool, unresolved: bool = False, certificate: bool = False
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.sent = sent
-        self.unresolved = unresolved
-        self.certificate = certificate
 
 
 def post(

@@ -24,6 +24,7 @@ import urllib3.connection
 from token_vendor import bounded_http
 from token_vendor.assertion import Assertion
 from token_vendor.deadline import Deadline
+from token_vendor.errors import RetryableAttempt as _Retryable  # a failed attempt worth another
 from token_vendor.errors import UpstreamRejected, UpstreamUnavailable
 from token_vendor.scopes import Scopes
 
@@ -59,16 +60,6 @@ class IssuedToken:
 
     def __repr__(self) -> str:
         return f"IssuedToken(expires_in={self.expires_in}, jti={self.jti!r}, attempts={self.attempts})"
-
-
-class _Retryable(Exception):
-    """A failed attempt worth another. ``sent``: the request may have reached AIC, which may have minted."""
-
-    def __init__(self, reason: str, retry_after: float | None = None, *, sent: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-        self.sent = sent
 
 
 MAX_RETRY_AFTER = 60.0
