@@ -39,9 +39,9 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/pip install $(PIP_FLAGS) aws-sam-cli==1.170.0
 	touch $@
 
-## run: start the local stack, vend a token and use it (ONCE=1 exits after the demo)
+## run: start the local stack, vend a token and use it (ONCE=1 exits after the demo; KEYLESS=1: the keyless story)
 run: $(VENV)/.installed
-	$(PY) -m local.demo $(if $(ONCE),--once)
+	$(PY) -m $(if $(KEYLESS),local.keyless_demo,local.demo) $(if $(ONCE),--once)
 
 ## test: unit, integration, e2e and template tests, with coverage
 test: $(VENV)/.installed $(LINT_VENV)/.installed $(SAM_VENV)/.installed $(CLIENTS_VENV)/.installed examples/node/node_modules/.installed

@@ -102,7 +102,7 @@ def table_hit(b: Bench) -> TokenVendor:
     deadline = Deadline.after(1e9, time.monotonic)
     table_vendor.vend(request, deadline)
     dynamodb = table_vendor.table._client.unbounded  # the same client and settings the vendor uses
-    pk = cache_key(settings.tenant_fqdn, settings.secret_id, request.scopes)
+    pk = cache_key(settings.tenant_fqdn, table_vendor.account_ref, request.scopes)
 
     def bare_get() -> None:
         dynamodb.get_item(TableName=settings.table_name, Key={"pk": {"S": pk}}, ConsistentRead=True)

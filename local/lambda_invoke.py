@@ -79,6 +79,28 @@ class LocalLambda:
     def arn(self, name: str) -> str:
         return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
 
+    def refusal(self, refused: Refused) -> tuple[int, dict[str, str], bytes]:
+        """Lambda's 403 for a request whose signature the endpoint refused (counted)."""
+        with self._lock:
+            self.refused += 1
+        error_type = _ERROR_TYPES.get(refused.message, "InvalidSignatureException")
+        return 403, {"x-amzn-ErrorType": error_type}, json.dumps({"message": refused.message}).encode()
+
+    def configuration(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        """GetFunctionConfiguration's answer for ``path`` (``…/functions/{name}/configuration``)."""
+        if not (path.startswith(_PREFIX) and path.endswith("/configuration")):
+            return 404, {"x-amzn-ErrorType": "UnknownOperationException"}, b"{}"
+        name = function_name_of(unquote(path[len(_PREFIX) :].rsplit("/", 1)[0]))
+        if name not in self.functions:
+            body = {"Type": "User", "message": f"Function not found: {self.arn(name)}"}
+            return 404, {"x-amzn-ErrorType": "ResourceNotFoundException"}, json.dumps(body).encode()
+        body = {"FunctionName": name, "FunctionArn": self.arn(name), "Role": self.role(name)}
+        return 200, {}, json.dumps(body).encode()
+
+    def role(self, name: str) -> str:
+        """The execution role GetFunctionConfiguration names (a key policy's principal)."""
+        return f"arn:aws:iam::{ACCOUNT}:role/{name}-role"
+
     def start(self) -> LocalLambda:
         threading.Thread(target=self._httpd.serve_forever, name="local-lambda", daemon=True).start()
         return self
@@ -124,10 +146,25 @@ class LocalLambda:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return None
 
+            def do_GET(self) -> None:
+                """GetFunctionConfiguration (``GET …/functions/{name}/configuration``): name, ARN, role."""
+                if self._verified(b""):
+                    self._send(*service.configuration(self.path.split("?", 1)[0]))
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 payload = self.rfile.read(length) if length else b""
                 path = self.path.split("?", 1)[0]
+                if not self._verified(payload):
+                    return
+                if path.startswith(_PREFIX) and path.endswith(_SUFFIX):
+                    name = function_name_of(unquote(path[len(_PREFIX) : -len(_SUFFIX)]))
+                    status, headers, body = service.invoke(name, payload)
+                else:
+                    status, headers, body = 404, {"x-amzn-ErrorType": "UnknownOperationException"}, b"{}"
+                self._send(status, headers, body)
+
+            def _verified(self, payload: bytes) -> bool:
                 try:
                     verify_sigv4(
                         self.command,
@@ -141,21 +178,9 @@ class LocalLambda:
                         "lambda",
                     )
                 except Refused as refused:
-                    with service._lock:
-                        service.refused += 1
-                    error_type = _ERROR_TYPES.get(refused.message, "InvalidSignatureException")
-                    self._send(
-                        403,
-                        {"x-amzn-ErrorType": error_type},
-                        json.dumps({"message": refused.message}).encode(),
-                    )
-                    return
-                if path.startswith(_PREFIX) and path.endswith(_SUFFIX):
-                    name = function_name_of(unquote(path[len(_PREFIX) : -len(_SUFFIX)]))
-                    status, headers, body = service.invoke(name, payload)
-                else:
-                    status, headers, body = 404, {"x-amzn-ErrorType": "UnknownOperationException"}, b"{}"
-                self._send(status, headers, body)
+                    self._send(*service.refusal(refused))
+                    return False
+                return True
 
             def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
                 self.send_response(status)

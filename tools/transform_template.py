@@ -52,6 +52,13 @@ VARIANTS: dict[str, dict[str, str]] = {
         "HttpFront": "function-url",
         "SnapStart": "PublishedVersions",
     },
+    # Keyless (issue 35): the KMS signing key instead of the secret.
+    "keyless": {
+        "ResourcePolicyMode": "account",
+        "SigningMode": "kms",
+        "ServiceAccountSecretArn": "",
+        "ServiceAccountId": "0f3e2d1c-aaaa-bbbb-cccc-123456789abc",
+    },
 }
 
 

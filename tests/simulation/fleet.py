@@ -41,6 +41,7 @@ from token_vendor.deadline import Deadline
 from token_vendor.envelope import Envelope
 from token_vendor.errors import TokenVendorError
 from token_vendor.key_source import ServiceAccountKey, key_from_jwk
+from token_vendor.kms_signer import KmsSigner
 from token_vendor.memory_cache import MemoryCache
 from token_vendor.runtime import compose_vendor
 from token_vendor.scopes import normalise_scopes
@@ -243,6 +244,27 @@ def run_history(
     return History(scenario, outcomes, observed, scheduler.log, scheduler.steps, crashes[0], violations, aic)
 
 
+def _signer(
+    scenario: Scenario, scheduler: Scheduler, rng: random.Random, bounded: random.Random
+) -> SimKeys | KmsSigner:
+    """The key already loaded, or (keyless histories) the real ``KmsSigner`` over a simulated KMS."""
+    if not scenario.keyless:
+        return SimKeys()
+    from tests.simulation.signing import SIGNING_ALIAS, SimSigningKMS
+
+    kms = SimSigningKMS(
+        scheduler, random.Random(rng.random()), service_key().private_key, scenario.aws_latency
+    )
+    signer = KmsSigner(
+        SIGNING_ALIAS,
+        BoundedClient(kms, sleep=scheduler.sleep, rng=bounded),
+        account_id="sim-account",
+        clock=lambda: scheduler.now,
+    )
+    signer._lock = CoopLock(scheduler)  # type: ignore[assignment]
+    return signer
+
+
 def _vendors(
     scenario: Scenario,
     scheduler: Scheduler,
@@ -282,7 +304,7 @@ def _vendors(
         jti_rng = random.Random(rng.random())
         vendor = compose_vendor(
             settings,
-            key_source=SimKeys(),  # type: ignore[arg-type]
+            key_source=_signer(scenario, scheduler, rng, bounded_rng),  # type: ignore[arg-type]
             endpoint=SimEndpoint(scheduler, observed, scenario.profile, rng, wall, referee, ddb),
             dynamodb=BoundedClient(ddb, sleep=scheduler.sleep, rng=bounded_rng),  # type: ignore[arg-type]
             envelope=envelope,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from tests.simulation.signing import draws_keyless
 from token_vendor.cached_token import CachedToken
 
 SCOPE_SETS = ("fr:idm:*", "fr:am:* fr:idm:*")
@@ -75,6 +76,7 @@ class Scenario:
     flavour: str = "plain"
     think: tuple[float, float] = (0.0, 0.0)  # seconds a caller waits between its requests
     aws_latency: tuple[float, float] | None = None  # seconds per DynamoDB and KMS call (brownout)
+    keyless: bool = False  # issue 35: the vendor signs with kms:Sign (signing.py), holding no private key
 
     def describe(self) -> str:
         return (
@@ -83,6 +85,7 @@ class Scenario:
             f"{[round(s, 2) for s in self.skews]}, AIC {self.profile}, seeded token "
             f"{self.seeded_token_left}, DynamoDB faults {self.ddb_faults}, crashes {self.crash_rate}, "
             f"stalls {self.stall_rate}, think {self.think}, AWS latency {self.aws_latency}"
+            f"{', keyless (kms:Sign)' if self.keyless else ''}"
         )
 
 
@@ -130,6 +133,7 @@ def draw_scenario(seed: int, *, small: bool = False) -> Scenario:
         flavour = FLAVOURS[random.Random(seed * 800 + 11).randrange(len(FLAVOURS))]
         _FLAVOURED[flavour](scenario, random.Random(seed * 7331 + 17))
         scenario.flavour = flavour
+        scenario.keyless = draws_keyless(seed)
     return scenario
 
 

@@ -41,7 +41,12 @@ PLAIN_SEEDS: tuple[int, ...] = (549, 551, 1518, 378, 1903, 7525)
 # 826300020 and 826294604: a report named a token a stalled holder stored during the request (the judge);
 # 787467108: another random start that failed invariant 1 on c55aa12 (two exchanges) and passes after these.
 ISSUE_30_SEEDS: tuple[int, ...] = (745592285, 281993656, 826317362, 826300020, 826294604, 787467108)
-REGRESSION_SEEDS: tuple[int, ...] = (*PLAIN_SEEDS, 37, 48, 13, 508, 290, 4125, *ISSUE_30_SEEDS)
+# Issue 35 (keyless histories): 20574: a thread that stalled while resolving the signing key's alias held the
+# signer's lock, and another request of that container waited on it 7 s past its deadline.
+KEYLESS_SEEDS: tuple[int, ...] = (20574,)
+REGRESSION_SEEDS: tuple[int, ...] = (
+    *PLAIN_SEEDS, 37, 48, 13, 508, 290, 4125, *ISSUE_30_SEEDS, *KEYLESS_SEEDS
+)  # fmt: skip
 
 
 @dataclass

@@ -83,8 +83,8 @@ class Stack:
         for member in ("TableName", "FunctionName", "RoleName", "AliasName", "Name"):
             if member in properties:
                 return str(self.resolve(properties[member]))
-        if resource["Type"] == "AWS::KMS::Key":
-            return KEY_ID
+        if resource["Type"] == "AWS::KMS::Key":  # one id per key: a stack may hold more than one
+            return KEY_ID if name == "TokenCacheKey" else f"{KEY_ID[: -len(name[:12])]}{name[:12].lower()}"
         return f"{STACK}-{name}"
 
     def arn(self, name: str) -> str:

@@ -81,6 +81,12 @@ CALL_SITES: dict[tuple[str, str, str], frozenset[str]] = {
     ("table_use", "note_vended", "update_item"): VENDING,
     ("table_use", "recently_vended", "scan"): frozenset({VENDOR}),  # the scheduled refresh only
     ("table_use", "_counted", "update_item"): frozenset({VENDOR}),  # the scheduled refresh's fleet count
+    # Keyless (issue 35): the vending roles resolve the alias, read the public key and sign. The rotation
+    # function resolves and reads too; it signs only with a pending key whose policy aic-token rotate
+    # writes for that one test (not the stack's key: its policy lets only the vending roles sign).
+    ("kms_signer", "_resolve", "describe_key"): VENDING | {ROTATION},
+    ("kms_signer", "_resolve", "get_public_key"): VENDING | {ROTATION},
+    ("kms_signer", "_sign", "sign"): VENDING,
     ("rotation", "_stages", "describe_secret"): frozenset({ROTATION}),
     ("rotation", "_key", "get_secret_value"): frozenset({ROTATION}),
     ("rotation", "create", "put_secret_value"): frozenset({ROTATION}),
@@ -167,6 +173,23 @@ def _kms_context(stack: Stack, key_arn: str, extra: Mapping[str, Any]) -> dict[s
     return {"kms:CallerAccount": ACCOUNT, "kms:ResourceAliases": aliases, **extra}
 
 
+_SIGNING_ACTIONS = frozenset({"kms:Sign", "kms:DescribeKey", "kms:GetPublicKey"})
+
+
+def _signing_key(stack: Stack, key_id: str) -> str:
+    """The ARN of the stack's key that ``SIGNING_KEY_ID`` (an alias) names."""
+    for arn, (_, aliases) in _kms_keys(stack).items():
+        if key_id in (arn, *aliases):
+            return arn
+    raise AssertionError(f"SIGNING_KEY_ID {key_id} names none of the stack's keys")
+
+
+def _key_tags(stack: Stack, key_arn: str) -> dict[str, str]:
+    name = _kms_keys(stack)[key_arn][0]
+    tags = stack.resolve(stack.template["Resources"][name]["Properties"].get("Tags", []))
+    return {str(t["Key"]): str(t["Value"]) for t in tags}
+
+
 def requests_for(
     stack: Stack, action: str, env: Mapping[str, str], envelope: tuple[str, dict[str, str]] | None
 ) -> Iterator[Request]:
@@ -196,13 +219,24 @@ def requests_for(
                 ),
                 why=f"DynamoDB decrypts the table key for {action} as the caller",
             )
+    elif service == "kms" and action in _SIGNING_ACTIONS:
+        if not env.get("SIGNING_KEY_ID"):
+            return  # the secret mode never signs with KMS
+        key = _signing_key(stack, env["SIGNING_KEY_ID"])
+        extra: dict[str, Any] = {f"aws:ResourceTag/{k}": v for k, v in _key_tags(stack, key).items()}
+        if action == "kms:Sign":  # what kms_signer sends
+            extra.update({"kms:SigningAlgorithm": "RSASSA_PKCS1_V1_5_SHA_256", "kms:MessageType": "RAW"})
+        yield Request(action, key, _kms_context(stack, key, extra), why="signing key")
     elif service == "kms":
         assert envelope is not None, f"{action} without TOKEN_CACHE_KEY_ID"
         key, context = envelope
         encryption = {f"kms:EncryptionContext:{k}": v for k, v in context.items()}
         yield Request(action, key, _kms_context(stack, key, encryption), why="envelope")
     elif service == "secretsmanager":
-        secret = env["SERVICE_ACCOUNT_SECRET_ID"]
+        secret = env.get("SERVICE_ACCOUNT_SECRET_ID", "")
+        if not secret:
+            assert env.get("SIGNING_KEY_ID"), "neither a secret nor a signing key"
+            return  # keyless: the key source is never built (tests/integration/test_keyless.py)
         yield Request(action, secret, why="secret")
         secret_key = stack.parameters.get("SecretKmsKeyArn", "")
         kms_action = {"GetSecretValue": "kms:Decrypt", "PutSecretValue": "kms:GenerateDataKey"}.get(

@@ -122,9 +122,16 @@ def _statements(template: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def _flattened(statements: list[Any]) -> list[Any]:
+    """A policy's statements with each Fn::If's branches in place (a statement of one mode only sits in an
+    Fn::If whose other branch is AWS::NoValue)."""
+    branches = [b for s in statements for b in (s["Fn::If"][1:] if "Fn::If" in s else [s])]
+    return [b for b in branches if "Sid" in b]
+
+
 def test_function_permissions_name_one_secret_one_table_one_key(template: dict[str, Any]) -> None:
     function_policy = template["Resources"]["TokenVendorFunction"]["Properties"]["Policies"][0]["Statement"]
-    by_sid = {s["Sid"]: s for s in function_policy if "Sid" in s}
+    by_sid = {s["Sid"]: s for s in _flattened(function_policy)}
 
     assert by_sid["ReadTheOneSecret"]["Action"] == "secretsmanager:GetSecretValue"
     assert by_sid["ReadTheOneSecret"]["Resource"] == {"Ref": "ServiceAccountSecretArn"}
@@ -281,7 +288,10 @@ def test_every_stateful_resource_says_what_survives_a_deletion(template: dict[st
     for name, resource in template["Resources"].items():
         if resource["Type"] in stateful:
             assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"], name
-            expected = "Retain" if resource["Type"] == "AWS::Logs::LogGroup" else "Delete"
+            # The signing key (keyless) is the account's identity: a deleted or replaced key is one AIC
+            # no longer accepts, so it is kept; aic-token rotate schedules an old key's deletion.
+            kept = resource["Type"] == "AWS::Logs::LogGroup" or name == "SigningKey"
+            expected = "Retain" if kept else "Delete"
             assert resource["DeletionPolicy"] == expected, name  # logs are the audit trail; the rest a cache
 
 
@@ -378,7 +388,7 @@ def test_the_scheduled_refresh_runs_every_minute_and_can_be_turned_off(template:
     assert env["KEEP_WARM_SECONDS"] == {"Fn::If": ["WithScheduledRefresh", {"Ref": "KeepWarmSeconds"}, "0"]}
     alarm = template["Resources"]["ScheduledRefreshFailuresAlarm"]
     assert alarm["Properties"]["MetricName"] == "ScheduledRefreshFailures"
-    actions = function["Policies"][0]["Statement"][1]["Action"]
+    actions = _flattened(function["Policies"][0]["Statement"])[1]["Action"]
     assert "dynamodb:Scan" in actions
 
 
@@ -461,11 +471,13 @@ def test_two_functions_one_package_each_front_on_its_own_function(template: dict
     assert "TokenVendorFunction.Arn" in machine
     assert "TokenApiFunction" not in machine
     for name in ("TokenVendorFunction", "TokenApiFunction"):
-        statements = resources[name]["Properties"]["Policies"][0]["Statement"]
-        assert [st["Sid"] for st in statements if "Sid" in st] == [
-            "ReadTheOneSecret",
+        statements = _flattened(resources[name]["Properties"]["Policies"][0]["Statement"])
+        assert [st["Sid"] for st in statements] == [
+            "ReadTheOneSecret",  # secret mode only
             "UseTheOneTable",
             "EnvelopeWithTheOneKey",
+            "DecryptTheSecret",  # a secret under a customer managed key only
+            "SignWithTheStacksKey",  # keyless only
         ]
 
 
@@ -486,7 +498,7 @@ def test_only_the_opt_in_rotation_function_may_write_the_secret(template: dict[s
     rotation = resources["KeyRotationFunction"]
     assert rotation["Condition"] == "WithKeyRotation"
     assert rotation["Properties"]["Handler"] == "token_vendor.rotation.rotation_handler"
-    statement = rotation["Properties"]["Policies"][0]["Statement"][0]
+    statement = _flattened(rotation["Properties"]["Policies"][0]["Statement"])[0]
     assert statement["Resource"] == {"Ref": "ServiceAccountSecretArn"}
     assert "secretsmanager:PutSecretValue" in statement["Action"]
     assert "secretsmanager:UpdateSecretVersionStage" in statement["Action"]
@@ -494,3 +506,27 @@ def test_only_the_opt_in_rotation_function_may_write_the_secret(template: dict[s
         text = json.dumps(resources[name]["Properties"]["Policies"])
         assert "PutSecretValue" not in text
         assert "UpdateSecretVersionStage" not in text
+
+
+def test_keyless_signing_key_is_rsa_sign_verify_and_only_the_vending_roles_may_sign(
+    template: dict[str, Any],
+) -> None:
+    key = template["Resources"]["SigningKey"]
+    assert key["Condition"] == "IsKeyless"
+    assert (key["Properties"]["KeySpec"], key["Properties"]["KeyUsage"]) == ("RSA_2048", "SIGN_VERIFY")
+    signers: list[Any] = []
+    for statement in key["Properties"]["KeyPolicy"]["Statement"]:
+        branches = statement["Fn::If"][1:] if "Fn::If" in statement else [statement]
+        for branch in (b for b in branches if "Sid" in b):
+            actions = branch["Action"] if isinstance(branch["Action"], list) else [branch["Action"]]
+            if any(a in ("kms:Sign", "kms:*", "kms:Create*", "kms:CreateGrant") for a in actions):
+                signers.append(branch["Principal"]["AWS"])
+    assert signers == [
+        [{"Fn::GetAtt": "TokenVendorFunctionRole.Arn"}, {"Fn::GetAtt": "TokenApiFunctionRole.Arn"}]
+    ]
+    alias = template["Resources"]["SigningKeyAlias"]["Properties"]
+    assert alias["AliasName"] == {"Fn::Sub": "alias/${AWS::StackName}-signing"}
+    env = template["Resources"]["TokenVendorFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["SIGNING_KEY_ID"] == {
+        "Fn::If": ["IsKeyless", {"Fn::Sub": "alias/${AWS::StackName}-signing"}, ""]
+    }

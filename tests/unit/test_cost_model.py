@@ -84,3 +84,14 @@ def test_snapstart_costs_its_cache_per_month_and_each_restore_by_memory() -> Non
     assert cache == pytest.approx(2 * 0.5 * 2_592_000 * 1.5046e-6)  # $3.90 a month
     assert restore == pytest.approx(0.5 * 1e6 * 1.397998e-4)  # $69.90 per million restores
     assert restore > 30 * init  # SnapStart buys latency, not money: a restore costs more than an INIT
+
+
+def test_a_keyless_mint_pays_one_asymmetric_sign_and_a_describe_instead_of_the_secret_read() -> None:
+    secret = _cost("mint (200 ms AIC round trip, secret re-read)")
+    keyless = _cost("mint, keyless (kms:Sign, alias re-resolved)")
+
+    assert keyless - secret == pytest.approx(0.15e-4 * 1e6 + 0.03e-4 * 1e6 - 0.05e-4 * 1e6)
+    assert "aws.amazon.com/kms/pricing" in cost_model.PRICES["kms_asymmetric_request"][2]
+    assert "2026-12-02" in cost_model.PRICES["kms_asymmetric_request"][2]
+    lines = dict(cost_model.monthly("us-east-1"))
+    assert lines["keyless: the signing key instead of the secret, per month (net)"] == pytest.approx(0.60)

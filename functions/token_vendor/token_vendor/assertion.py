@@ -5,12 +5,17 @@ Pure: the clock and the id generator are arguments, so tests pin both.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from token_vendor.signer import b64url
+
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+    from token_vendor.signer import SigningKey
 
 # AIC accepts any exp up to 15 minutes ahead; a short-lived assertion is worth less if it leaks.
 DEFAULT_LIFETIME_SECONDS = 180
@@ -68,3 +73,26 @@ def sign_assertion(
     if kid:
         headers["kid"] = kid
     return Assertion(jwt=jwt.encode(claims, key, algorithm="RS256", headers=headers), jti=jti)
+
+
+def sign_assertion_with(
+    key: SigningKey,
+    audience: str,
+    *,
+    now: float,
+    new_jti: Callable[[], str],
+    lifetime: int = DEFAULT_LIFETIME_SECONDS,
+) -> Assertion:
+    """The same assertion, signed by whatever holds the key (in memory or in KMS): the JWS compact
+    serialization of RFC 7515 section 7.1, as PyJWT writes it (compact JSON, the header's keys sorted, the
+    claims in their order), so both modes send the same bytes for the same key."""
+    jti = new_jti()
+    claims = build_claims(key.account_id, audience, now=now, jti=jti, lifetime=lifetime)
+    header: dict[str, Any] = {"alg": "RS256", "typ": "JWT"}
+    if key.kid:
+        header["kid"] = key.kid
+    encoded_header = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    encoded_claims = json.dumps(claims, separators=(",", ":")).encode()
+    signing_input = f"{b64url(encoded_header)}.{b64url(encoded_claims)}"
+    signature = key.sign(signing_input.encode("ascii"))
+    return Assertion(jwt=f"{signing_input}.{b64url(signature)}", jti=jti)

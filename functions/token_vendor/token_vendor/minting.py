@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from token_vendor.assertion import Assertion, sign_assertion
+from token_vendor.assertion import Assertion, sign_assertion_with
 from token_vendor.cached_token import CachedToken
 from token_vendor.coordination import RememberedRejections
 from token_vendor.deadline import Deadline
@@ -24,7 +24,7 @@ from token_vendor.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from token_vendor.key_source import KeySource, ServiceAccountKey
+from token_vendor.signer import Signer, SigningKey
 from token_vendor.token_endpoint import IssuedToken, TokenEndpoint
 from token_vendor.token_table import (
     ANY_VERSION,
@@ -50,7 +50,7 @@ class Minter:
         self,
         context: VendContext,
         *,
-        key_source: KeySource,
+        key_source: Signer,
         endpoint: TokenEndpoint,
         new_jti: Callable[[], str],
     ) -> None:
@@ -107,7 +107,7 @@ class Minter:
         )
         return token, issued.jti
 
-    def _explain_key_rejection(self, exc: UpstreamRejected, key: ServiceAccountKey) -> UpstreamRejected:
+    def _explain_key_rejection(self, exc: UpstreamRejected, key: SigningKey) -> UpstreamRejected:
         """The log names the account and the secret version; the caller reads neither (CONTRACT 7)."""
         logger.error(
             "AIC refused the service account's key: register the public key of this secret version on "
@@ -124,7 +124,7 @@ class Minter:
 
     def _exchange(
         self,
-        key: ServiceAccountKey,
+        key: SigningKey,
         request: VendRequest,
         deadline: Deadline,
         attempts: int | None,
@@ -134,13 +134,11 @@ class Minter:
         issued_at = self._ctx.clocks.wall()
 
         def sign() -> Assertion:
-            return sign_assertion(
-                key.private_key,
-                key.account_id,
+            return sign_assertion_with(  # in memory or by kms:Sign: the key's own business (signer.py)
+                key,
                 self._ctx.settings.assertion_audience,
                 now=self._ctx.clocks.signing(),
                 new_jti=self._new_jti,
-                kid=key.kid,
             )
 
         issued = self._endpoint.exchange(

@@ -212,6 +212,12 @@ def _secrets_manager() -> Any:
     return _clients["secretsmanager"]
 
 
+def _kms() -> Any:
+    if "kms" not in _clients:
+        _clients["kms"] = botocore.session.get_session().create_client("kms")
+    return _clients["kms"]
+
+
 def _endpoint(url: str) -> TokenEndpoint:
     if url not in _clients:
         _clients[url] = TokenEndpoint(url)
@@ -221,9 +227,21 @@ def _endpoint(url: str) -> TokenEndpoint:
 
 def rotation_handler(event: Any, context: Any) -> dict[str, Any]:
     """``{"action": "status" | "create" | "test" | "finish"}``; answers public material only."""
-    if not isinstance(event, dict) or event.get("action") not in ACTIONS or set(event) - {"action", "scopes"}:
+    if (
+        not isinstance(event, dict)
+        or event.get("action") not in ACTIONS
+        or set(event) - {"action", "scopes", "signingKeyId"}
+    ):
         raise InvalidRequest(f'the rotation function takes {{"action": one of {list(ACTIONS)}}}')
     settings = load_settings(os.environ)
+    if settings.signing_key_id:  # keyless (issue 35): KMS keys, not secret versions
+        from token_vendor.kms_rotation import keyless_step
+
+        return keyless_step(event, settings, _kms(), _endpoint(settings.token_endpoint_url))
+    if "signingKeyId" in event or settings.secret_id is None:
+        raise InvalidRequest(
+            "signingKeyId is for the keyless mode (SIGNING_KEY_ID); this stack uses a secret"
+        )
     rotation = Rotation(settings.secret_id, _secrets_manager(), env_account_id=settings.service_account_id)
     action = event["action"]
     try:

@@ -33,6 +33,7 @@ from token_vendor.memory_cache import MemoryCache
 from token_vendor.minting import Minter
 from token_vendor.retirement import Retirement
 from token_vendor.settings import Egress, Settings, load_egress, load_settings
+from token_vendor.signer import Signer
 from token_vendor.token_endpoint import TokenEndpoint
 from token_vendor.token_table import TokenTable
 from token_vendor.vending import SlowPath, TokenVendor
@@ -60,7 +61,7 @@ def _client(session: botocore.session.Session, service: str) -> Any:
 def compose_vendor(
     settings: Settings,
     *,
-    key_source: KeySource,
+    key_source: Signer,
     endpoint: TokenEndpoint,
     dynamodb: DynamoDBClient,
     envelope: Envelope | None = None,
@@ -123,13 +124,7 @@ def build_vendor(
         )
     else:
         logger.warning("TOKEN_CACHE_KEY_ID is not set: cached tokens are stored unencrypted")
-    keys = KeySource(
-        settings.secret_id,
-        # Created on first use: a cold start served from the table never needs it.
-        lambda: cast("SecretsManagerClient", _client(session, "secretsmanager")),
-        clock=time.monotonic,
-        env_account_id=settings.service_account_id,
-    )
+    keys = _signer(settings, session)
     from token_vendor.observability import METRICS
 
     return compose_vendor(
@@ -143,6 +138,29 @@ def build_vendor(
         memory=memory if memory is not None else MemoryCache(),
         metrics=METRICS,
         clocks=Clocks(wall=wall),
+    )
+
+
+def _signer(settings: Settings, session: botocore.session.Session) -> Signer:
+    """Keyless (``SIGNING_KEY_ID``): kms:Sign, and no Secrets Manager client or private key at all;
+    otherwise the key read from Secrets Manager. Clients are created on first use: a cold start served
+    from the table never needs them."""
+    if settings.signing_key_id:
+        from token_vendor.kms_signer import KmsSigner
+
+        return KmsSigner(
+            settings.signing_key_id,
+            lambda: cast("KMSClient", _client(session, "kms")),
+            account_id=settings.service_account_id or "",
+            clock=time.monotonic,
+        )
+    if settings.secret_id is None:  # settings guarantee one of the two
+        raise ConfigurationError("setting SERVICE_ACCOUNT_SECRET_ID is required and is missing or empty")
+    return KeySource(
+        settings.secret_id,
+        lambda: cast("SecretsManagerClient", _client(session, "secretsmanager")),
+        clock=time.monotonic,
+        env_account_id=settings.service_account_id,
     )
 
 

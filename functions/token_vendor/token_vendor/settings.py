@@ -28,7 +28,7 @@ _SCOPE_GLOB = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]{1,128}")
 @dataclass(frozen=True)
 class Settings:
     tenant_fqdn: str
-    secret_id: str
+    secret_id: str | None  # None only in the keyless mode (signing_key_id set)
     table_name: str
     token_endpoint_url: str
     assertion_audience: str
@@ -45,6 +45,8 @@ class Settings:
     identity_audience: str = "token-vendor"
     sts_endpoint_url: str = "https://sts.us-east-1.amazonaws.com/"
     keep_warm_seconds: int = 3600
+    # Keyless: the KMS key (id, ARN or alias) that signs assertions; no private key in the function.
+    signing_key_id: str | None = None
 
 
 def _fail(variable: str, problem: str) -> ConfigurationError:
@@ -160,7 +162,11 @@ def parse_caller_policy(raw: str) -> dict[str, tuple[str, ...]]:
 
 def load_settings(env: Mapping[str, str]) -> Settings:
     tenant = parse_tenant_fqdn(_required(env, "TENANT_FQDN"))
-    secret_id = _required(env, "SERVICE_ACCOUNT_SECRET_ID")
+    signing_key_id = env.get("SIGNING_KEY_ID", "").strip() or None
+    # Keyless needs no secret; the account is then named by SERVICE_ACCOUNT_ID (checked below).
+    secret_id = env.get("SERVICE_ACCOUNT_SECRET_ID", "").strip() or None
+    if secret_id is None and signing_key_id is None:
+        secret_id = _required(env, "SERVICE_ACCOUNT_SECRET_ID")
     table = _required(env, "TOKEN_CACHE_TABLE")
     if not _TABLE_NAME.fullmatch(table):
         raise _fail("TOKEN_CACHE_TABLE", "is not a valid DynamoDB table name")
@@ -177,6 +183,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         else with_explicit_port(endpoint)
     )
     account_id = env.get("SERVICE_ACCOUNT_ID", "").strip() or None
+    if signing_key_id is not None and account_id is None:
+        raise _fail("SERVICE_ACCOUNT_ID", "is required when SIGNING_KEY_ID is set (keyless signing)")
     sts_raw = env.get("STS_ENDPOINT_URL", "").strip()
     region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip() or "us-east-1"
     # The region's partition (botocore's data) gives STS's domain: .amazonaws.com.cn, .amazonaws.eu, ...
@@ -208,6 +216,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         identity_audience=identity_audience,
         sts_endpoint_url=sts,
         keep_warm_seconds=_keep_warm(env),
+        signing_key_id=signing_key_id,
     )
 
 

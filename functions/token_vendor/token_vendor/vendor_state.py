@@ -156,7 +156,7 @@ class VendContext:
         self.clocks = clocks
         self.health = health
         # The cache identifies the account without reading the secret, so a table hit needs no key.
-        self.account_ref = settings.service_account_id or settings.secret_id
+        self.account_ref = settings.service_account_id or settings.secret_id or ""
         self.recorded: dict[str, float] = {}  # when this container last told the table a set is in use
 
     def fresh(self, token: CachedToken | None, need: float) -> float:

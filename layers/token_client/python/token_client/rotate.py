@@ -15,13 +15,14 @@ The one rule (CONTRACT section 9): no key set is ever written to AIC without the
 AWSCURRENT holds, the key the fleet signs with. Keys are compared by their public numbers (``n``, ``e``),
 never by ``kid``: a key downloaded from AIC's console has none. A state that would break the rule is
 refused before anything is written (``RotationRefused``, exit 7), and so is a clear-text admin endpoint.
+
+A keyless stack (the rotation function's status answers ``"mode": "kms"``) rotates KMS keys instead, with the
+same command and the same rule: ``kms_rotate.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import ipaddress
 import json
 import os
@@ -41,6 +42,7 @@ from token_client.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
+from token_client.jwk_numbers import Numbers, key_numbers, lists
 from token_client.proxies import ProxyAwarePool
 
 PROG = "aic-token rotate"
@@ -56,7 +58,6 @@ _NOT_ROTATION = (
     "function takes token requests, not rotation steps); pass the stack output KeyRotationFunctionArn "
     "(deploy with KeyRotation=true)"
 )
-Numbers = tuple[int, int]
 
 
 class RevisionConflict(TokenClientError):
@@ -99,27 +100,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--region")
     p.add_argument("--profile")
     return p
-
-
-def _uint(value: Any) -> int:
-    if not isinstance(value, str) or not value:
-        raise ValueError("not a base64url string")
-    return int.from_bytes(base64.b64decode(value + "=" * (-len(value) % 4), b"-_", validate=True), "big")
-
-
-def key_numbers(jwk: Any) -> Numbers | None:
-    """An RSA public key's identity, its modulus and exponent (RFC 7518 section 6.3.1), whatever else the
-    JWK carries; None for anything that is not an RSA key (it never matches)."""
-    if not isinstance(jwk, dict) or jwk.get("kty") != "RSA":
-        return None
-    try:
-        return _uint(jwk.get("n")), _uint(jwk.get("e"))
-    except (ValueError, binascii.Error):
-        return None
-
-
-def lists(keys: list[dict[str, Any]], numbers: Numbers) -> bool:
-    return any(key_numbers(k) == numbers for k in keys)
 
 
 def idm_base(value: str) -> str:
@@ -334,7 +314,7 @@ def _admin_token(args: argparse.Namespace) -> str:
     return token
 
 
-def run(argv: list[str], *, lambda_client: Any = None, out: Any = None) -> int:
+def run(argv: list[str], *, lambda_client: Any = None, kms_client: Any = None, out: Any = None) -> int:
     args = parser().parse_args(argv)
     write = (out or sys.stdout).write
     from token_client.cli_common import _fail
@@ -354,18 +334,34 @@ def run(argv: list[str], *, lambda_client: Any = None, out: Any = None) -> int:
             session = new_session(args.profile)
             region = resolve_region(args.region, session=session, arn=args.function)
             lambda_client = session.create_client("lambda", region_name=region)
+            kms_client = kms_client or session.create_client("kms", region_name=region)
         current, numbers, status = _current(lambda_client, args.function)
         account = args.account or current.get("account")
         if not account:
             raise SetupError("the secret names no service account: pass --account")
+        keyless = status.get("mode") == "kms"  # issue 35: the next key is a new KMS key (kms_rotate.py)
         if args.dry_run:
             step = "remove every key but" if args.finish else "create a pending key beside"
+            if keyless:
+                step = (
+                    "remove every key but (then schedule the previous KMS key's deletion) beside"
+                    if args.finish
+                    else "create a new KMS key, register, test and switch the alias to it, beside"
+                )
             write(f"dry run: would {step} the current key {current.get('kid')} of account {account}\n")
             return 0
         idm = Idm(base, account, token)
         if not lists(idm.read()[1], numbers):
             raise _absent(current, account)  # before a pending key is even created
-        if args.finish:
+        if keyless:
+            from token_client.kms_rotate import KeylessRotation
+
+            def invoke(payload: dict[str, Any]) -> dict[str, Any]:
+                return _step(lambda_client, args.function, payload)
+
+            rotation = KeylessRotation(args, kms_client, lambda_client, invoke, write)
+            (rotation.finish if args.finish else rotation.start)(idm, status, numbers)
+        elif args.finish:
             write(_finish(idm, current, numbers, status))
         else:
             _start(args, lambda_client, idm, numbers, write)
