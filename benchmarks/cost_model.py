@@ -79,6 +79,20 @@ PRICES: dict[str, tuple[float, float, str]] = {
         1.15e-6,
         "aws.amazon.com/eventbridge/pricing, Scheduler after 14 M free (us-east-1 2026-11-25, and a third-party guide of 2026-03 read 2026-12-02; eu-west-2 $1.15 from the AWS Price List as issue 32 recomputed it: not confirmed from a page here)",
     ),
+    "snapstart_cache_gb_s": (
+        1.5046e-6,
+        1.5046e-6,
+        "aws.amazon.com/lambda/pricing, SnapStart cache (Python, .NET), per GB-second of memory, a version's "
+        "snapshot for as long as it is active, at least 3 hours (the page renders its rates in the browser: "
+        "figure from a third-party guide of 2026-05, awsnegotiations.com, read 2026-12-02; eu-west-2 not "
+        "confirmed)",
+    ),
+    "snapstart_restore_gb": (
+        1.397998e-4,
+        1.397998e-4,
+        "aws.amazon.com/lambda/pricing, SnapStart restore, per GB of memory per restored environment (same "
+        "third-party guide, read 2026-12-02; eu-west-2 not confirmed)",
+    ),
     "xray_trace": (
         5.00e-6,
         5.00e-6,
@@ -97,6 +111,8 @@ IDLE_METRICS = 1  # ColdStart from the scheduled refresh's own containers
 ALARMS = 10  # template.yaml, default deployment (REST API, scheduled refresh on)
 REST_DETAILED_METRICS = 14  # MetricsEnabled: 7 per-method metrics x GET and POST on /token, with traffic only
 RUNS_PER_MONTH = 60 * 24 * 30  # the scheduled refresh, once a minute
+SECONDS_PER_MONTH = 30 * 24 * 3600
+SNAPSHOTS = 2  # SnapStart on: the alias's version of each vending function (replaced versions are deleted)
 
 
 def price(name: str, region: str) -> float:
@@ -176,6 +192,14 @@ def monthly(region: str) -> list[tuple[str, float]]:
             REST_DETAILED_METRICS * price("metric_month", region),
         ),
         ("INIT per million cold starts", 1e6 * _duration(COLD_START_INIT_MS, region)),
+        (
+            "SnapStart=PublishedVersions: snapshot cache of both vending functions, per month",
+            SNAPSHOTS * MEMORY_GB * SECONDS_PER_MONTH * price("snapstart_cache_gb_s", region),
+        ),
+        (
+            "SnapStart: restore charge per million restored starts (they skip INIT)",
+            1e6 * MEMORY_GB * price("snapstart_restore_gb", region),
+        ),
         ("X-Ray (XRayTracing=Active) per million traced requests", 1e6 * price("xray_trace", region)),
     ]
 

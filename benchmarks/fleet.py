@@ -38,11 +38,12 @@ class CountingSink:
 
 
 def on_clock(vendor: TokenVendor, wall: Any) -> TokenVendor:
-    """The vendor, its table and its envelope on ``wall``."""
-    vendor._clocks = Clocks(wall=wall)
-    vendor._table._clock = wall
-    if vendor._table._envelope is not None:
-        vendor._table._envelope._clock = wall
+    """The vendor's collaborators, its table (and the table's use records) and its envelope on ``wall``."""
+    vendor.context.clocks = Clocks(wall=wall)
+    vendor.table._clock = wall
+    vendor.table._uses._clock = wall  # the use records read the table's clock
+    if vendor.table._envelope is not None:
+        vendor.table._envelope._clock = wall
     return vendor
 
 
@@ -56,7 +57,7 @@ class Fleet:
 
     def container(self) -> TokenVendor:
         vendor = build_vendor(self.bench.settings)
-        vendor._metrics = self.sink
+        vendor.context.metrics = self.sink
         return on_clock(vendor, self.wall)
 
     def stampede(self, scope: str, total: int = 1024) -> int:
@@ -175,8 +176,8 @@ def warm_reread(fleet: Fleet) -> None:
     """One vend a second for five minutes on one container: how many table reads a minute."""
     say("\nwarm re-read (a flush or a retirement reaches every warm container within a minute)")
     reader = fleet.container()
-    counting = _CountingReads(reader._table._client)
-    reader._table._client = counting
+    counting = _CountingReads(reader.table._client)
+    reader.table._client = counting
     reread_request = VendRequest(normalise_scopes("bench:s999"), None, DIRECT_CALLER)
     reader.vend(reread_request, Deadline.after(30, time.monotonic))
     counting.reads = 0

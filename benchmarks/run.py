@@ -94,9 +94,10 @@ def write_results(elapsed: float) -> None:
         status = "" if f.met is None else ("met" if f.met else "**not met**")
         lines.append(f"| {f.name.strip()} | {f.value} | {f.target} | {status} |")
     lines += cost_model()
-    notes = HERE / "notes.md"
-    if notes.exists():
-        lines += ["", notes.read_text().strip()]
+    for section in ("cold_start.md", "notes.md"):  # written by hand: how figures were reached
+        notes = HERE / section
+        if notes.exists():
+            lines += ["", notes.read_text().strip()]
     RESULTS.write_text("\n".join(lines) + "\n")
     say(f"wrote {RESULTS.relative_to(REPO)}")
     if DURATIONS:

@@ -64,6 +64,7 @@ class StandInState:
     lifetime: int = TOKEN_LIFETIME  # expires_in of the tokens it issues
     revoked: set[str] = field(default_factory=set)
     assertions: list[str] = field(default_factory=list)
+    peers: list[int] = field(default_factory=list)  # each token request's client port (one per connection)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_fault(self) -> Fault | None:

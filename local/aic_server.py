@@ -64,8 +64,9 @@ class StandInHandler(BaseHTTPRequestHandler):
             return
         form = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
         state = self.server.state
-        if "assertion" in form:
-            with state.lock:
+        with state.lock:
+            state.peers.append(self.client_address[1])
+            if "assertion" in form:
                 state.assertions.append(form["assertion"])
         fault = state.next_fault()
         if fault is not None and act_out(fault, self, self._send):

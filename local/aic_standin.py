@@ -95,6 +95,16 @@ class AICStandIn:
         with self.state.lock:
             return list(self.state.issued)
 
+    def token_request_ports(self) -> list[int]:
+        """The client's port of every token request so far: requests on one connection share one."""
+        with self.state.lock:
+            return list(self.state.peers)
+
+    def issued_jtis(self) -> dict[str, str]:
+        """The ``jti`` of the assertion behind each issued token, by token."""
+        with self.state.lock:
+            return {token: issued.jti for token, issued in self.state.issued.items()}
+
     def assertions_seen(self) -> list[str]:
         with self.state.lock:
             return list(self.state.assertions)

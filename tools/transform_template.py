@@ -44,6 +44,14 @@ VARIANTS: dict[str, dict[str, str]] = {
         "AllowedVpcEndpointId": "vpce-0123456789abcdef0",
         "PrivateEndpoint": "true",
     },
+    # SnapStart on: every pointer at the functions names their alias.
+    "snapstart": {"ResourcePolicyMode": "account", "SnapStart": "PublishedVersions"},
+    "snapstart-function-url-organization": {
+        "ResourcePolicyMode": "organization",
+        "AllowedOrganizationId": "o-a1b2c3d4e5",
+        "HttpFront": "function-url",
+        "SnapStart": "PublishedVersions",
+    },
 }
 
 

@@ -11,37 +11,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from local.stack import LocalStack
-from tools.compile_build import BUILD, find_runtime_python
-from tools.lambda_layout import files_under, lay_out, set_writable
+from tools.lambda_layout import files_under
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def runtime_python() -> str:
-    python = find_runtime_python()
-    if python is None:
-        pytest.skip("no CPython 3.13 on this machine (PATH, pyenv, uv): the built artefact cannot be run")
-    if not (BUILD / "bytecode.json").exists():
-        pytest.skip("no built artefact: run 'make build' first ('make test-built' does)")
-    return python
-
-
-@pytest.fixture(scope="module")
-def lambda_root(
-    runtime_python: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Path, dict[str, str]]]:
-    root = tmp_path_factory.mktemp("lambda")
-    env = lay_out(root)
-    yield root, env
-    set_writable(root, True)
 
 
 @pytest.fixture(scope="module")

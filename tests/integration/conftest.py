@@ -15,9 +15,9 @@ from token_vendor.deadline import Deadline
 from token_vendor.envelope import Envelope
 from token_vendor.key_source import KeySource
 from token_vendor.memory_cache import MemoryCache
+from token_vendor.runtime import compose_vendor
 from token_vendor.settings import load_settings
 from token_vendor.token_endpoint import TokenEndpoint
-from token_vendor.token_table import TokenTable
 from token_vendor.vend_request import DIRECT_CALLER, VendRequest
 from token_vendor.vending import Clocks, TokenVendor
 
@@ -81,7 +81,7 @@ def make_vendor(fresh_stack: LocalStack) -> Callable[..., TokenVendor]:
             if settings.cache_key_id
             else None
         )
-        return TokenVendor(
+        return compose_vendor(
             settings,
             key_source=KeySource(
                 settings.secret_id,
@@ -89,9 +89,8 @@ def make_vendor(fresh_stack: LocalStack) -> Callable[..., TokenVendor]:
                 clock=key_clock,
             ),
             endpoint=endpoint or TokenEndpoint(settings.token_endpoint_url, sleep=sleep),
-            table=TokenTable(
-                settings.table_name, dynamodb or fresh_stack.client("dynamodb"), clock=wall, envelope=envelope
-            ),
+            dynamodb=dynamodb or fresh_stack.client("dynamodb"),
+            envelope=envelope,
             memory=MemoryCache(),
             metrics=metrics,
             clocks=Clocks(wall=wall, sleep=sleep),

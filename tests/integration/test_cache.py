@@ -89,7 +89,7 @@ def test_refresh_ahead_refreshes_once_while_others_keep_the_cached_token(
     wall.advance(899 - 250)  # 250 s left: inside the 300 s refresh-ahead window, above the 120 s minimum
 
     # Another container holds the lease for the refresh right now.
-    from token_vendor.table_item import LEASE_CLOCK_TOLERANCE
+    from token_vendor.fleet_lease import LEASE_CLOCK_TOLERANCE
     from token_vendor.token_table import TokenTable
 
     other = TokenTable(fresh_stack.table_name, fresh_stack.client("dynamodb"), clock=wall)

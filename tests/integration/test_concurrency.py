@@ -52,7 +52,7 @@ def test_a_lease_holder_that_dies_mid_mint_costs_at_most_one_more_exchange(
     key = cache_key(TENANT, fresh_stack.secret_id, ("fr:idm:*",))
     table = TokenTable(fresh_stack.table_name, fresh_stack.client("dynamodb"), clock=__import__("time").time)
     assert table.try_lease(key, "dead-container", 1.0, fresh_seconds=300).granted
-    dead._mint(direct("fr:idm:*"), budget(), None, None)  # the exchange it made before dying
+    dead.minter.mint(direct("fr:idm:*"), budget(), None, None)  # the exchange it made before dying
     vendors = [make_vendor(lease_seconds=5) for _ in range(CONTAINERS)]
 
     results = _stampede(vendors, "fr:idm:*")

@@ -42,7 +42,7 @@ def proxy() -> Iterator[tuple[str, list[str]]]:
 def test_the_exchange_and_sts_pools_go_through_the_proxy(proxy: tuple[str, list[str]]) -> None:
     url, seen = proxy
     runtime = Runtime({**VALID, "HTTP_PROXY": url, "NO_PROXY": "example.com"})
-    pools = [runtime.vendor()._endpoint._pool, runtime.proof_verifier()._pool]  # type: ignore[attr-defined]
+    pools = [runtime.vendor().minter._endpoint._pool, runtime.proof_verifier()._pool]  # type: ignore[attr-defined]
     for pool in pools:
         pool.request("POST", "http://127.0.0.1:9/am/oauth2/access_token", body=b"x", retries=False)
     assert seen == ["http://127.0.0.1:9/am/oauth2/access_token"] * 2

@@ -309,7 +309,7 @@ def test_a_conditional_write_race_keeps_the_newer_token(world: World) -> None:
     """A holder whose lease lapsed mid-mint must not overwrite the token of the holder that took over."""
     FIGURES["faults"] += 1
     slow = world.vendor(lease_seconds=1)
-    original_exchange = slow._exchange
+    original_exchange = slow.minter._exchange
 
     def exchange_then_lose_the_lease(*args: Any, **kwargs: Any) -> Any:
         issued = original_exchange(*args, **kwargs)
@@ -318,7 +318,7 @@ def test_a_conditional_write_race_keeps_the_newer_token(world: World) -> None:
         exchange_then_lose_the_lease.newer = newer  # type: ignore[attr-defined]
         return issued
 
-    slow._exchange = exchange_then_lose_the_lease
+    slow.minter._exchange = exchange_then_lose_the_lease  # type: ignore[method-assign]
     mine = slow.vend(direct("fr:idm:*"), budget())
     newer = exchange_then_lose_the_lease.newer  # type: ignore[attr-defined]
 
@@ -378,7 +378,7 @@ def test_a_table_blip_while_another_container_mints_does_not_mint_twice(world: W
                 "other-container",
             )
 
-    vendor._clocks.sleep = nap
+    vendor.context.clocks.sleep = nap
     vended = vendor.vend(direct("fr:idm:*"), budget())
 
     assert vended.tier == "table"

@@ -124,7 +124,9 @@ def test_the_poll_loop_rechecks_the_deadline_after_every_sleep(
     calls = _count_calls(dynamodb)
     clock = Monotonic()
     vendor = make_vendor(dynamodb=dynamodb)
-    vendor._clocks.sleep = lambda seconds: clock.sleep(seconds + 0.3)  # each sleep overruns (a brownout)
+    vendor.context.clocks.sleep = lambda seconds: clock.sleep(
+        seconds + 0.3
+    )  # each sleep overruns (a brownout)
 
     with pytest.raises(UpstreamUnavailable, match="did not finish in time"):
         vendor.vend(direct("fr:idm:*"), Deadline.after(1.0, clock))

@@ -20,8 +20,8 @@ from tests.integration.test_retirement import report
 from token_vendor.cached_token import cache_key
 from token_vendor.deadline import Deadline
 from token_vendor.errors import UpstreamRejected
-from token_vendor.fleet_lease import exchange_deadline
-from token_vendor.table_item import LEASE_CLOCK_TOLERANCE, TableEntry
+from token_vendor.fleet_lease import LEASE_CLOCK_TOLERANCE, exchange_deadline
+from token_vendor.table_item import TableEntry
 from token_vendor.vendor_state import MIN_WORK_SECONDS
 
 pytestmark = pytest.mark.integration
@@ -95,7 +95,7 @@ def test_the_lease_winner_serves_a_short_lived_token_stored_a_moment_ago(
     stored = first.vend(direct("fr:idm:*"), budget()).token
     fresh_stack.standin.reset_counters()
     # As if it read the item before the store: nothing there.
-    second._read_table = lambda key: TableEntry(None, None, None)  # type: ignore[method-assign]
+    second.context.read_table = lambda key: TableEntry(None, None, None)  # type: ignore[method-assign]
 
     served = second.vend(direct("fr:idm:*"), budget())
 
@@ -124,7 +124,7 @@ def test_a_slow_lease_grant_shortens_the_work_not_the_lease(
     seen: list[float] = []
     vendor = make_vendor(lease_seconds=4.0)
     real_lease = vendor.table.try_lease
-    real_mint = vendor._mint
+    real_mint = vendor.minter.mint
 
     def slow_lease(*args: Any, **kwargs: Any) -> Any:
         entry = real_lease(*args, **kwargs)
@@ -136,7 +136,7 @@ def test_a_slow_lease_grant_shortens_the_work_not_the_lease(
         return real_mint(request, work, *args)
 
     vendor.table.try_lease = slow_lease  # type: ignore[method-assign]
-    vendor._mint = mint  # type: ignore[method-assign]
+    vendor.minter.mint = mint  # type: ignore[method-assign]
     vendor.vend(direct("fr:idm:*"), budget(30))
 
     assert seen
@@ -152,7 +152,7 @@ def test_a_reporter_waits_out_a_lapsed_lease_the_fleet_still_honours(
     first = make_vendor(wall=wall)
     old = first.vend(direct("fr:idm:*"), budget()).token.access_token
     reporter = make_vendor(wall=wall)
-    reporter._clocks.sleep = wall.advance  # its polls move the clock the lease is judged by
+    reporter.context.clocks.sleep = wall.advance  # its polls move the clock the lease is judged by
     # Another reporter took the retirement lease and died; its lease ended a second ago.
     assert first.table.try_retire(
         _key(first), "dead-reporter", 1.0, report("fr:idm:*", old).rejected or "", 30

@@ -2,10 +2,10 @@
 
 The simulated table evaluates the vendor's own expressions, so a change to a condition in the vendor
 changes the simulated outcome; the simulator never hard-codes the lease rules. Supported: ``AND``, ``OR``,
-``NOT``, parentheses, ``= <> < <= > >=`` and ``BETWEEN … AND …`` between attribute paths, ``#names``
-and ``:values``, ``attribute_exists``, ``attribute_not_exists``, ``attribute_type``; updates with
-``SET a = :v, …``, ``SET a = a + :v`` and ``REMOVE a, …``. Comparisons follow DynamoDB: numbers compare as
-numbers, strings as strings, and a missing attribute or a type mismatch makes the comparison false.
+``NOT``, parentheses, ``= <> < <= > >=`` between attribute paths, ``#names`` and ``:values``,
+``attribute_exists``, ``attribute_not_exists``, ``attribute_type``; updates with ``SET a = :v, …``,
+``SET a = a + :v`` and ``REMOVE a, …``. Comparisons follow DynamoDB: numbers compare as numbers, strings
+as strings, and a missing attribute or a type mismatch makes the comparison false.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class Condition:
             return (function, path, argument)
         left = self._operand()
         comparator = self._take()
-        if comparator.upper() == "BETWEEN":  # a BETWEEN b AND c: a >= b and a <= c, as DynamoDB reads it
+        if comparator.upper() == "BETWEEN":  # DynamoDB's, inclusive: left >= low AND left <= high
             low = self._operand()
             self._take("AND")
             return ("and", ("cmp", ">=", left, low), ("cmp", "<=", left, self._operand()))

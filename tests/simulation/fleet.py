@@ -41,10 +41,10 @@ from token_vendor.envelope import Envelope
 from token_vendor.errors import TokenVendorError
 from token_vendor.key_source import ServiceAccountKey, key_from_jwk
 from token_vendor.memory_cache import MemoryCache
+from token_vendor.runtime import compose_vendor
 from token_vendor.scopes import normalise_scopes
 from token_vendor.settings import load_settings
 from token_vendor.token_endpoint import TokenEndpoint, _Retryable, map_oauth_error
-from token_vendor.token_table import TokenTable
 from token_vendor.vend_request import DIRECT_CALLER, VendRequest
 from token_vendor.vending import Clocks, TokenVendor
 
@@ -279,20 +279,18 @@ def _vendors(
             envelope = Envelope("alias/sim", bounded_kms, clock=wall, context={"purpose": "token-cache"})
             envelope._lock = CoopLock(scheduler)  # type: ignore[assignment]
         jti_rng = random.Random(rng.random())
-        table = TokenTable(
-            TABLE, BoundedClient(ddb, sleep=scheduler.sleep, rng=bounded_rng), clock=wall, envelope=envelope
-        )
-        vendor = TokenVendor(
+        vendor = compose_vendor(
             settings,
             key_source=SimKeys(),  # type: ignore[arg-type]
             endpoint=SimEndpoint(scheduler, observed, scenario.profile, rng, wall, referee, ddb),
-            table=table,
+            dynamodb=BoundedClient(ddb, sleep=scheduler.sleep, rng=bounded_rng),  # type: ignore[arg-type]
+            envelope=envelope,
             memory=MemoryCache(),
             clocks=Clocks(wall=wall, sleep=scheduler.sleep, signing=time.time),
             lease_seconds=LEASE_SECONDS,
             new_jti=lambda jti_rng=jti_rng: f"jti-{jti_rng.getrandbits(64):016x}",
+            locks=KeyLocks(lambda: CoopLock(scheduler)),
         )
-        vendor._locks = KeyLocks(lambda: CoopLock(scheduler))
         vendors.append(vendor)
     return vendors
 

@@ -1,8 +1,10 @@
 """``--weaken``: one rule of the protocol broken by a two-line change to the vendor (issue 24).
 
-Each switch patches a constant or a method of the vendor, never an invariant and never the simulated
-table's verdict: the simulated services and the invariants stay as they are, so a run that still passes
-under a switch is a rule nothing checks. ``docs/decisions.md`` records which invariant fails first, at
+Each switch patches a constant or a method of the collaborator that owns the rule (``Minter``,
+``VendContext``, ``TokenVendor``, ``TokenTable`` or a module; ``weakened`` refuses an attribute its owner
+does not define itself), never an invariant and never the simulated table's verdict: the simulated
+services and the invariants stay as they are, so a run that still passes under a switch is a rule nothing
+checks. ``docs/decisions.md`` records which invariant fails first, at
 which seed.
 """
 
@@ -16,11 +18,10 @@ from typing import Any
 
 from token_vendor import fleet_lease, token_table
 from token_vendor.deadline import Deadline
-from token_vendor.minting import Minting
-from token_vendor.retirement import Retirement
+from token_vendor.minting import Minter
 from token_vendor.token_table import TokenTable
 from token_vendor.vending import TokenVendor
-from token_vendor.vendor_state import VendorState
+from token_vendor.vendor_state import VendContext
 
 ALWAYS = "(attribute_exists(pk) OR attribute_not_exists(pk))"
 
@@ -64,7 +65,7 @@ def _retire_breaking(self: TokenTable, key: str, holder: str, *args: Any, **kwar
             TableName=self._table,
             Key={"pk": {"S": key}},
             UpdateExpression="REMOVE expires_at, #t, token_ct, token_nonce, token_key, fingerprint",
-            ConditionExpression=token_table._FENCE,
+            ConditionExpression=fleet_lease.FENCE,
             ExpressionAttributeNames={"#t": "token"},
             ExpressionAttributeValues={":h": {"S": holder}},
         )
@@ -72,23 +73,23 @@ def _retire_breaking(self: TokenTable, key: str, holder: str, *args: Any, **kwar
 
 
 def _no_rate_limit(vendor: TokenVendor) -> None:
-    vendor.settings = dataclasses.replace(vendor.settings, min_refresh_interval_seconds=0)
+    vendor.context.settings = dataclasses.replace(vendor.settings, min_refresh_interval_seconds=0)
 
 
 _ORIGINAL: dict[str, Any] = {
     "memory_hit": TokenVendor._memory_hit,
-    "table_hit": VendorState._table_hit,
+    "table_hit": VendContext.table_hit,
     "try_retire": TokenTable.try_retire,
 }
 
 WEAKENINGS: dict[str, Weakening] = {
     "fence": Weakening(
         "a token is stored only by the holder of the lease",
-        lambda: [(token_table, "_FENCE", f"(lease_holder = :h OR {ALWAYS})")],
+        lambda: [(fleet_lease, "FENCE", f"(lease_holder = :h OR {ALWAYS})")],
     ),
     "lease": Weakening(
         "only one holder of the lease at a time",
-        lambda: [(token_table, "_LEASE_FREE", f"({ALWAYS} OR :now = :far OR :num = :num)")],
+        lambda: [(fleet_lease, "LEASE_FREE", f"({ALWAYS} OR :now = :far OR :num = :num)")],
     ),
     "rate-limit": Weakening(
         "a scope set is retired at most once per MIN_REFRESH_INTERVAL_SECONDS",
@@ -97,7 +98,7 @@ WEAKENINGS: dict[str, Weakening] = {
     ),
     "stale": Weakening(
         "a failed refresh serves the cached token while it meets the caller's need",
-        lambda: [(Minting, "_stale_or_raise", _always_raise)],
+        lambda: [(Minter, "stale_or_raise", _always_raise)],
     ),
     "backoff": Weakening(
         "a failed refresh backs the fleet off (5 s, doubling to 60 s)",
@@ -125,7 +126,7 @@ WEAKENINGS: dict[str, Weakening] = {
     ),
     "short": Weakening(
         "never less validity than asked (a need AIC's lifetime cannot meet is refused)",
-        lambda: [(VendorState, "_refuse_if_short", lambda self, token, need: None)],
+        lambda: [(VendContext, "refuse_if_short", lambda self, token, need: None)],
     ),
     "memory-validity": Weakening(
         "the memory tier serves a token only with the validity asked for",
@@ -133,12 +134,9 @@ WEAKENINGS: dict[str, Weakening] = {
     ),
     "table-validity": Weakening(
         "the table tier serves a token only with the validity asked for",
-        lambda: [(VendorState, "_table_hit", _table_hit_short)],
+        lambda: [(VendContext, "table_hit", _table_hit_short)],
     ),
 }
-
-# Retirement is patched through TokenVendor's inheritance: make sure the names above are the ones used.
-assert Retirement._retire is TokenVendor._retire
 
 
 @contextlib.contextmanager

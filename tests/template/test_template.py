@@ -21,6 +21,9 @@ needs_lint_venv = pytest.mark.skipif(
     reason="cfn-lint/checkov live in .venv-lint; 'make test' and 'make lint' create it",
 )
 
+# The API function itself, or its alias "live" when SnapStart is on (tests/template/test_snapstart.py).
+API_FUNCTION = {"Fn::If": ["WithSnapStart", {"Ref": "TokenApiFunction.Alias"}, {"Ref": "TokenApiFunction"}]}
+
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
@@ -415,7 +418,7 @@ def test_the_http_front_is_a_choice_and_the_function_url_uses_iam(template: dict
     assert resources["TokenApiInvokePermission"]["Condition"] == "WithRestApi"
     url = resources["TokenApiFunctionUrl"]
     assert (url["Condition"], url["Properties"]["AuthType"]) == ("WithFunctionUrl", "AWS_IAM")
-    assert url["Properties"]["TargetFunctionArn"] == {"Ref": "TokenApiFunction"}
+    assert url["Properties"]["TargetFunctionArn"] == {"Ref": "TokenApiFunction"}  # its alias with SnapStart
     organization = resources["TokenApiFunctionUrlOrganization"]
     assert organization["Condition"] == "FunctionUrlForOrganization"
     assert organization["Properties"]["FunctionUrlAuthType"] == "AWS_IAM"
@@ -424,7 +427,7 @@ def test_the_http_front_is_a_choice_and_the_function_url_uses_iam(template: dict
     invoke = resources["TokenApiFunctionUrlOrganizationInvoke"]["Properties"]
     assert (invoke["Action"], invoke["InvokedViaFunctionUrl"]) == ("lambda:InvokeFunction", True)
     assert invoke["PrincipalOrgID"] == {"Ref": "AllowedOrganizationId"}
-    assert invoke["FunctionName"] == {"Ref": "TokenApiFunction"}
+    assert invoke["FunctionName"] == API_FUNCTION
     assert list(resources["TokenVendorFunction"]["Properties"]["Events"]) == ["KeepWarm"]  # the schedule only
     assert "Events" not in resources["TokenApiFunction"]["Properties"]
     # Every REST method is SigV4 (AWS_IAM), as before.
@@ -447,10 +450,10 @@ def test_two_functions_one_package_each_front_on_its_own_function(template: dict
     assert "DIRECT_INVOKE_SCOPES" not in api["Environment"]["Variables"]
     assert vendor["Environment"]["Variables"]["IDENTITY_AUDIENCE"] == {"Ref": "IdentityAudience"}
     permission = resources["TokenApiInvokePermission"]["Properties"]
-    assert permission["FunctionName"] == {"Ref": "TokenApiFunction"}
+    assert permission["FunctionName"] == API_FUNCTION
     assert "${TokenApi}" in permission["SourceArn"]["Fn::Sub"]
     permissions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
-    assert all(p["Properties"]["FunctionName"] == {"Ref": "TokenApiFunction"} for p in permissions)
+    assert all(p["Properties"]["FunctionName"] == API_FUNCTION for p in permissions)
     body = json.dumps(resources["TokenApi"]["Properties"]["DefinitionBody"])
     assert "TokenApiFunction.Arn" in body
     assert "TokenVendorFunction" not in body

@@ -72,3 +72,15 @@ def test_the_counts_the_model_uses_are_the_templates() -> None:
     methods = [m for path in api["DefinitionBody"]["paths"].values() for m in path]
     assert api["MethodSettings"][0]["MetricsEnabled"] is True
     assert 7 * len(methods) == cost_model.REST_DETAILED_METRICS  # Count, 4XX, 5XX, Latency, ... per method
+
+
+def test_snapstart_costs_its_cache_per_month_and_each_restore_by_memory() -> None:
+    """Issue 37: SnapStart's two charges, at 512 MB: the cached snapshot of each vending function's alias
+    version, and every restored execution environment (which then skips the INIT phase it would pay)."""
+    lines = dict(cost_model.monthly("us-east-1"))
+    cache = next(v for k, v in lines.items() if k.startswith("SnapStart=PublishedVersions: snapshot cache"))
+    restore = next(v for k, v in lines.items() if k.startswith("SnapStart: restore charge"))
+    init = lines["INIT per million cold starts"]
+    assert cache == pytest.approx(2 * 0.5 * 2_592_000 * 1.5046e-6)  # $3.90 a month
+    assert restore == pytest.approx(0.5 * 1e6 * 1.397998e-4)  # $69.90 per million restores
+    assert restore > 30 * init  # SnapStart buys latency, not money: a restore costs more than an INIT

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from token_vendor import observability
+from token_vendor import observability, snapshot
 from token_vendor.deadline import Deadline
 from token_vendor.errors import InternalError, InvalidRequest, TokenVendorError
 from token_vendor.results import token_result
@@ -26,6 +26,7 @@ from token_vendor.vend_request import DIRECT_CALLER, VendRequest, parse_document
 
 _runtime = Runtime()
 _runtime.prepare()  # Lambda's init phase: settings and AWS clients, before the first request
+snapshot.install()  # after a SnapStart restore (or a fork): new connections, watchdog, jitter
 _http_front: Any = None
 _cold_start = True
 logger = logging.getLogger("token_vendor")

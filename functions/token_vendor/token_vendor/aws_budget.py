@@ -34,7 +34,9 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from token_vendor import snapshot
 from token_vendor.deadline import Deadline
+from token_vendor.errors import NoTimeLeft
 
 CONNECT_TIMEOUT = 0.5
 READ_TIMEOUT = 2.0
@@ -63,12 +65,6 @@ _THROTTLING = frozenset(
         "ServiceUnavailableException",
     }
 )
-
-
-class NoTimeLeft(BotoCoreError):
-    """Too little of the invocation is left for another AWS call; none was sent."""
-
-    fmt = "no time left in this invocation for {operation}"
 
 
 class _Current(threading.local):
@@ -114,7 +110,7 @@ class BoundedClient:
         self._client = client
         self._read_timeout = read_timeout
         self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._rng = rng or snapshot.fresh_random()  # jitter: re-seeded after a restore
         client.meta.events.register("before-send", self._before_send)
 
     @property

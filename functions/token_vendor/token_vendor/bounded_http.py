@@ -30,7 +30,9 @@ import urllib3
 import urllib3.connection
 from urllib3.util.ssl_match_hostname import CertificateError
 
+from token_vendor import snapshot
 from token_vendor.deadline import Deadline
+from token_vendor.errors import NoAnswer as NoAnswer  # noqa: PLC0414  (re-exported: callers catch bounded_http.NoAnswer)
 from token_vendor.settings import Egress
 from token_vendor.watchdog import Watchdog, shut_down
 
@@ -57,6 +59,7 @@ class _Current(threading.local):
 
 _current = _Current()
 _WATCHDOG = Watchdog()
+snapshot.after_restore(_WATCHDOG.restart)  # its thread is not in a copy of the process
 
 
 def _watch(connection: urllib3.connection.HTTPConnection) -> None:
@@ -146,6 +149,14 @@ class _EgressPoolManager(urllib3.PoolManager):
             return super().urlopen(method, url, redirect, **kw)
         return self._through(proxy).urlopen(method, url, redirect, **kw)
 
+    def renew(self) -> None:
+        """In a copy of the process (a fork, a SnapStart restore): close every pooled connection, direct
+        or through a proxy, and take a lock of this process (another thread may have held the old one)."""
+        self._lock = threading.Lock()
+        self.clear()
+        for manager in self._via.values():
+            manager.clear()
+
     def _through(self, proxy: str) -> urllib3.ProxyManager:
         with self._lock:
             if proxy not in self._via:
@@ -181,7 +192,9 @@ def endpoint_pool(
         "https": type("TLSPool", (_WatchedHTTPSPool,), {"ConnectionCls": https_conn, **bound}),
     }
     options = {"num_pools": 2, "maxsize": 4, "retries": False, **options}
-    return _EgressPoolManager(egress.proxies, classes, **options)
+    manager = _EgressPoolManager(egress.proxies, classes, **options)
+    snapshot.after_restore(manager.renew)  # a copy of the process never reuses this one's connections
+    return manager
 
 
 @dataclass(frozen=True)
@@ -189,21 +202,6 @@ class Answer:
     status: int
     headers: Mapping[str, str]
     body: bytes  # at most max_body + 1 bytes: one more says "too long"
-
-
-class NoAnswer(Exception):
-    """No complete answer. ``sent``: the request may have been processed (a retry may cost a token);
-    ``unresolved``: the host name does not resolve; ``certificate``: the server's certificate was not
-    trusted (nothing was sent; retrying cannot help)."""
-
-    def __init__(
-        self, reason: str, *, sent: bool, unresolved: bool = False, certificate: bool = False
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.sent = sent
-        self.unresolved = unresolved
-        self.certificate = certificate
 
 
 def post(

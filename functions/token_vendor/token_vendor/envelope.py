@@ -18,16 +18,14 @@ from typing import TYPE_CHECKING
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from token_vendor.errors import EnvelopeError
+
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
 
 DATA_KEY_SECONDS = 300.0
 MAX_CACHED_DATA_KEYS = 16
 NONCE_BYTES = 12
-
-
-class EnvelopeError(Exception):
-    """The ciphertext cannot be opened: wrong associated data, tampering, or KMS refused."""
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,38 @@
-"""The one error hierarchy of the vendor (CONTRACT section 7).
+"""The one error hierarchy of the vendor (CONTRACT section 7): every exception the package defines is here.
 
-Each class name is a stable error name: a direct invoker or a Step Functions ``Retry``/``Catch`` matches it
-by name, and the HTTP front maps it to a status and an RFC 6749 error code in one place. Messages are
-written for the caller: they say what was wrong and never carry key material, assertions or tokens.
+Each ``TokenVendorError`` class name is a stable error name: a direct invoker or a Step Functions
+``Retry``/``Catch`` matches it by name, and the HTTP front maps it to a status and an RFC 6749 error code in
+one place. Messages are written for the caller: they say what was wrong and never carry key material,
+assertions or tokens. An ``InternalFault`` never reaches a caller: the collaborator that calls the raiser
+handles it (a degraded path, a retry, or one of the errors a caller reads)::
+
+    Exception
+    ├── TokenVendorError            a caller reads its name, code and status
+    │   ├── InvalidRequest          400 invalid_request
+    │   ├── InvalidScope            400 invalid_scope
+    │   ├── AccessDenied            403 access_denied
+    │   ├── NotFound                404 not_found (HTTP only)
+    │   ├── MethodNotAllowed        405 method_not_allowed (HTTP only)
+    │   ├── UpstreamRejected        502 upstream_rejected
+    │   ├── UpstreamUnavailable     503 temporarily_unavailable (retryable)
+    │   ├── ConfigurationError      500 server_error
+    │   └── InternalError           500 server_error
+    └── InternalFault               never reaches a caller
+        ├── CacheUnavailable        the table (or its KMS key) failed: mint without the shared cache
+        │   └── CacheMisconfigured  ... for a reason that will not pass: logged once (CacheHealth)
+        ├── EnvelopeError           a sealed token does not open: a miss
+        ├── NoAnswer                no complete HTTP answer (bounded_http): retried or UpstreamUnavailable
+        └── RetryableAttempt        a failed exchange attempt worth another (token_endpoint)
+    botocore.exceptions.BotoCoreError
+    └── NoTimeLeft                  no time left for another AWS call (aws_budget); a BotoCoreError, so
+                                    every adapter's botocore handling covers it
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
+
+from botocore.exceptions import BotoCoreError
 
 
 class TokenVendorError(Exception):
@@ -105,3 +130,50 @@ class InternalError(TokenVendorError):
 
     code = "server_error"
     status = 500
+
+
+class InternalFault(Exception):
+    """Root of the exceptions that never reach a caller: the collaborator that calls the raiser handles it."""
+
+
+class CacheUnavailable(InternalFault):
+    """DynamoDB (or KMS for the cache) failed: the caller degrades to minting without the shared cache."""
+
+
+class CacheMisconfigured(CacheUnavailable):
+    """DynamoDB or KMS refused for a reason that will not pass (no table, access denied, key disabled)."""
+
+
+class EnvelopeError(InternalFault):
+    """The ciphertext cannot be opened: wrong associated data, tampering, or KMS refused."""
+
+
+class NoAnswer(InternalFault):
+    """No complete answer. ``sent``: the request may have been processed (a retry may cost a token);
+    ``unresolved``: the host name does not resolve; ``certificate``: the server's certificate was not
+    trusted (nothing was sent; retrying cannot help)."""
+
+    def __init__(
+        self, reason: str, *, sent: bool, unresolved: bool = False, certificate: bool = False
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.sent = sent
+        self.unresolved = unresolved
+        self.certificate = certificate
+
+
+class RetryableAttempt(InternalFault):
+    """A failed attempt worth another. ``sent``: the request may have reached AIC, which may have minted."""
+
+    def __init__(self, reason: str, retry_after: float | None = None, *, sent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.sent = sent
+
+
+class NoTimeLeft(BotoCoreError):
+    """Too little of the invocation is left for another AWS call; none was sent."""
+
+    fmt = "no time left in this invocation for {operation}"

@@ -1,5 +1,9 @@
 """The fleet lease (DESIGN step 4; token_table's timeline): one exchange per scope set per refresh cycle.
 
+This module is the lease's one owner: its constants (length, margin, polling, the refresh's backoff), the
+clock tolerance, the conditions the table writes it under (free, fence) and when it is held, and the loop
+that takes it (``FleetLease``). ``token_table`` and ``table_item`` read them from here.
+
 Rules: only the holder of the lease mints, and never past its lease (its work ends by the earlier of the
 deadline and the lease, and it renews the lease, fenced, before each retry); a refresh while the cached
 token still serves is one attempt and, on failure, a fleet-wide backoff; a caller that did not get the
@@ -12,37 +16,92 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from token_vendor.deadline import Deadline
 from token_vendor.errors import (
+    CacheUnavailable,
     InvalidRequest,
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from token_vendor.minting import Minting
-from token_vendor.token_table import CacheUnavailable, TableEntry
 from token_vendor.vendor_state import (
-    BACKOFF_FIRST_SECONDS,
-    BACKOFF_MAX_SECONDS,
-    LEASE_MARGIN_SECONDS,
-    MAX_TABLE_FAILURES,
     MIN_WORK_SECONDS,
-    POLL_FIRST,
-    POLL_MAX,
-    REFRESH_ATTEMPT_SECONDS,
     SCHEDULE_CALLER,
     Pending,
+    VendContext,
     Vended,
 )
 
+if TYPE_CHECKING:  # the table reads this module's rules: only its shapes are named here
+    from token_vendor.minting import Minter
+    from token_vendor.table_item import TableEntry
+
 logger = logging.getLogger("token_vendor").getChild(__name__)
 
+# The lease is short so that a dead holder costs little; a live holder renews it before each retry and
+# never works past it (CONTRACT section 8: "a lease holder never works past its lease").
+LEASE_SECONDS = 10.0
+LEASE_MARGIN_SECONDS = 0.5  # the holder's work ends this much before its lease does
+POLL_FIRST = 0.05
+POLL_MAX = 0.5
+# While another container may be minting, a failed table call is retried this many times before this
+# container gives up on the shared cache and mints on its own (a second exchange, but never an error).
+MAX_TABLE_FAILURES = 3
+# A refresh while the cached token still serves: one attempt, bounded, then a fleet-wide backoff.
+REFRESH_ATTEMPT_SECONDS = 2.0
+BACKOFF_FIRST_SECONDS = 5.0
+BACKOFF_MAX_SECONDS = 60.0
+# A lease is taken over only this long after it ended by the taker's clock: with the holder's margin (0.5 s),
+# two containers whose clocks differ by up to 4 s never hold it at once (found by simulation, seed 37: a
+# holder 2 s behind was taken over mid-exchange by one 1 s ahead, and AIC minted twice).
+MAX_CLOCK_DIFFERENCE = 4.0  # the most two containers' clocks may differ (the simulation skews each by ±2 s)
+LEASE_CLOCK_TOLERANCE = MAX_CLOCK_DIFFERENCE - LEASE_MARGIN_SECONDS
+# A lease further ahead than this code ever writes is forged: ignored.
+MAX_LEASE_SECONDS = 30.0
+# Keeps an item that only ever held a lease or a rejection from lingering forever.
+_LEASE_ITEM_TTL = 3600
+# The lease is free: absent, lapsed (by more than the clocks of two containers may differ), forged (further
+# ahead than any holder sets) or malformed. ``token_table`` reads it from here at each call.
+LEASE_FREE = (
+    "(attribute_not_exists(lease_until) OR lease_until < :lapsed OR lease_until > :far"
+    " OR NOT attribute_type(lease_until, :num))"
+)
+# The fence: a token is written only by the holder of the lease (a lapsed holder taken over writes nothing).
+FENCE = "lease_holder = :h"
+# A renewal: only by the holder, only while its lease has not ended.
+RENEWABLE = "lease_holder = :h AND lease_until >= :now"
 
-class FleetLease(Minting):
+
+def lease_values(holder: str, seconds: float, now: float) -> dict[str, Any]:
+    """What every lease write sets and checks: holder, end, a TTL past the lease, and the free-lease test."""
+    return {
+        ":h": {"S": holder},
+        ":u": {"N": repr(now + seconds)},
+        ":now": {"N": repr(now)},
+        ":lapsed": {"N": repr(now - LEASE_CLOCK_TOLERANCE)},
+        ":ttl": {"N": str(int(now + seconds) + _LEASE_ITEM_TTL)},
+        ":far": {"N": repr(now + MAX_LEASE_SECONDS)},
+        ":num": {"S": "N"},
+    }
+
+
+def lease_held(lease_until: float | None, now: float) -> bool:
+    """Someone holds the lease, as ``LEASE_FREE`` judges it: until LEASE_CLOCK_TOLERANCE after its end by
+    our clock."""
+    return lease_until is not None and lease_until >= now - LEASE_CLOCK_TOLERANCE
+
+
+class FleetLease:
     """Take the lease and mint, or serve what another holder stores."""
 
+    def __init__(self, context: VendContext, minter: Minter, *, lease_seconds: float) -> None:
+        self._ctx = context
+        self._minter = minter
+        self.lease_seconds = lease_seconds
+
     # -- the lease (see token_table's timeline) ----------------------------------------------------
-    def _lease_or_wait(self, pending: Pending) -> Vended:
+    def lease_or_wait(self, pending: Pending) -> Vended:
         """Take the lease and mint, or serve what another holder stores.
 
         Steps: try the lease; won -> mint as holder; lost -> serve what the item now offers (a token
@@ -53,23 +112,25 @@ class FleetLease(Minting):
         failures = 0  # consecutive table failures while others may be minting
         while True:
             holder = secrets.token_hex(16)  # the fencing value for this lease
-            lease = min(self._lease_seconds, max(pending.deadline.remaining(), 0.1))
+            lease = min(self.lease_seconds, max(pending.deadline.remaining(), 0.1))
             # The lease runs from before the request leaves: a slow grant shortens the work, never the lease.
             lease_ends = Deadline.after(lease - LEASE_MARGIN_SECONDS, pending.deadline.clock)
-            refresh = pending.cached_serves(self._clocks.wall())
+            refresh = pending.cached_serves(self._ctx.clocks.wall())
             fresh = (
-                None if pending.unreadable else self._fresh(pending.cached, pending.need) + pending.lookahead
+                None
+                if pending.unreadable
+                else self._ctx.fresh(pending.cached, pending.need) + pending.lookahead
             )
             try:
-                current = self._table.try_lease(
-                    pending.key, holder, lease, fresh, key_version=self._key_version(), refresh=refresh
+                current = self._ctx.table.try_lease(
+                    pending.key, holder, lease, fresh, key_version=self._minter.key_version(), refresh=refresh
                 )
             except CacheUnavailable as exc:
-                self._note_cache_trouble(exc)
+                self._ctx.note_cache_trouble(exc)
                 failures += 1
                 if failures >= MAX_TABLE_FAILURES or delay >= pending.deadline.remaining():
-                    return self._mint_unshared(pending)
-                self._clocks.sleep(delay)  # a blip: one more look before minting a second token
+                    return self.mint_unshared(pending)
+                self._ctx.clocks.sleep(delay)  # a blip: one more look before minting a second token
                 continue
             failures = 0
             if current.granted:
@@ -77,22 +138,22 @@ class FleetLease(Minting):
             served = self._serve_from_item(pending, current)
             if served is not None:
                 return served
-            self._count("LeaseWaits")
+            self._ctx.count("LeaseWaits")
             if delay >= pending.deadline.remaining():
                 raise UpstreamUnavailable(
                     "another request is minting this token and it did not finish in time"
                 )
-            self._clocks.sleep(delay)
+            self._ctx.clocks.sleep(delay)
             delay = min(delay * 1.6, POLL_MAX)
             if pending.deadline.remaining() < MIN_WORK_SECONDS:
                 raise UpstreamUnavailable(
                     "another request is minting this token and it did not finish in time"
                 )
-            entry = self._read_table(pending.key)
+            entry = self._ctx.read_table(pending.key)
             if entry is None:
                 failures += 1
                 if failures >= MAX_TABLE_FAILURES:
-                    return self._mint_unshared(pending)
+                    return self.mint_unshared(pending)
                 continue
             failures = 0
             served = self._serve_from_item(pending, entry)
@@ -107,15 +168,15 @@ class FleetLease(Minting):
             # The lease's condition judged the stored token by the refresh-ahead window; a token AIC
             # issues for less than twice that is fresh for half its life (found by simulation, seed 290:
             # a caller that had read nothing re-minted a 300 s token stored a moment ago).
-            fresh = self._fresh(current.token, pending.need) + pending.lookahead
-            hit = self._table_hit(pending.key, current, fresh)
+            fresh = self._ctx.fresh(current.token, pending.need) + pending.lookahead
+            hit = self._ctx.table_hit(pending.key, current, fresh)
             if hit is not None:
-                self._table.release(pending.key, holder)
+                self._ctx.table.release(pending.key, holder)
                 return hit
         try:  # AIC's last token lives and is shorter than this need: minting again gives the same
-            self._refuse_if_short(current.token, pending.need)
+            self._ctx.refuse_if_short(current.token, pending.need)
         except InvalidRequest:
-            self._table.release(pending.key, holder)
+            self._ctx.table.release(pending.key, holder)
             raise
         # The backoff doubles from the item as the lease found it, not from an earlier read.
         pending.backoff = current.refresh_backoff
@@ -123,15 +184,15 @@ class FleetLease(Minting):
 
     def _serve_from_item(self, pending: Pending, entry: TableEntry) -> Vended | None:
         """What a caller that did not get the lease can be served from the item as it stands, if anything."""
-        stored = self._table_hit(pending.key, entry, pending.need)
+        stored = self._ctx.table_hit(pending.key, entry, pending.need)
         if stored is not None:
             return stored
-        self._refuse_if_short(entry.token, pending.need)
-        if entry.rejection is not None and self._holds(entry.rejection):
-            return self._serve_despite(entry.rejection, pending)
-        if pending.cached_serves(self._clocks.wall()):
+        self._ctx.refuse_if_short(entry.token, pending.need)
+        if entry.rejection is not None and self._minter.holds(entry.rejection):
+            return self._minter.serve_despite(entry.rejection, pending)
+        if pending.cached_serves(self._ctx.clocks.wall()):
             # Someone else is refreshing (or a refresh backoff runs): the token we have still serves.
-            self._count("RefreshInProgressServed")
+            self._ctx.count("RefreshInProgressServed")
             return Vended(pending.cached, pending.tier)  # type: ignore[arg-type]
         pending.unreadable = entry.unreadable
         pending.backoff = entry.refresh_backoff
@@ -154,53 +215,56 @@ class FleetLease(Minting):
                 """Before a retry: extend the lease (fenced), or stop if another container took it. The
                 renewed lease counts from before the request left (found by simulation in a brownout: a
                 renewal that took 1 s let the holder work a second past its lease)."""
-                renewed_ends = Deadline.after(self._lease_seconds - LEASE_MARGIN_SECONDS, clock)
+                renewed_ends = Deadline.after(self.lease_seconds - LEASE_MARGIN_SECONDS, clock)
                 try:
-                    if not self._table.renew(pending.key, holder, self._lease_seconds):
+                    if not self._ctx.table.renew(pending.key, holder, self.lease_seconds):
                         return None
                 except CacheUnavailable as exc:
-                    self._note_cache_trouble(exc)
+                    self._ctx.note_cache_trouble(exc)
                     return work  # cannot renew: keep to the lease we have
                 return exchange_deadline(pending.deadline).earliest(renewed_ends)
 
         try:
-            token, jti = self._mint(pending.request, work, attempts, renew)
+            token, jti = self._minter.mint(pending.request, work, attempts, renew)
         except UpstreamRejected as exc:
-            rejection = self._remember_rejection(pending.key, exc)
-            self._table.release(pending.key, holder, rejection)
-            return self._stale_or_raise(pending, exc)
+            rejection = self._minter.remember_rejection(pending.key, exc)
+            self._ctx.table.release(pending.key, holder, rejection)
+            return self._minter.stale_or_raise(pending, exc)
         except UpstreamUnavailable as exc:
             backoff = None
             if refresh:
                 previous = pending.backoff
                 backoff = BACKOFF_FIRST_SECONDS if not previous else min(BACKOFF_MAX_SECONDS, previous * 2)
-            self._table.release(pending.key, holder, backoff=backoff)
-            return self._stale_or_raise(pending, exc)
+            self._ctx.table.release(pending.key, holder, backoff=backoff)
+            return self._minter.stale_or_raise(pending, exc)
         except BaseException:
-            self._table.release(pending.key, holder)
+            self._ctx.table.release(pending.key, holder)
             raise
-        self._memory.put(pending.key, token, self._clocks.wall())
+        self._ctx.memory.put(pending.key, token, self._ctx.clocks.wall())
         try:
             # A caller's vend is a use; the scheduled refresh's own mint is not (an idle set must expire).
             by_caller = pending.request.caller != SCHEDULE_CALLER
-            now = self._clocks.wall()
+            now = self._ctx.clocks.wall()
             used = now if by_caller else pending.last_vended
-            if self._table.store(pending.key, token, holder, pending.retired, last_vended=used) and by_caller:
-                self._recorded[pending.key] = now  # the store recorded the use: no separate write
+            if (
+                self._ctx.table.store(pending.key, token, holder, pending.retired, last_vended=used)
+                and by_caller
+            ):
+                self._ctx.recorded[pending.key] = now  # the store recorded the use: no separate write
         except CacheUnavailable as exc:
             logger.warning("could not store the token in the table", extra={"reason": str(exc)})
-            self._note_cache_trouble(exc)
-            self._table.release(pending.key, holder)
-        self._refuse_if_short(token, pending.need)
+            self._ctx.note_cache_trouble(exc)
+            self._ctx.table.release(pending.key, holder)
+        self._ctx.refuse_if_short(token, pending.need)
         return Vended(token, "minted", jti)
 
-    def _mint_unshared(self, pending: Pending) -> Vended:
-        local = self._rejections.get(pending.key)
-        if local is not None and self._holds(local):
+    def mint_unshared(self, pending: Pending) -> Vended:
+        local = self._minter.remembered(pending.key)
+        if local is not None and self._minter.holds(local):
             # Without the table, this environment's own memory of AIC's rejection still holds the attempt
             # back (CONTRACT 8.5; found by a soak, seed 664350822: a report during a DynamoDB fault asked
             # AIC again moments after another request of the same environment was refused).
-            return self._serve_despite(local, pending)
+            return self._minter.serve_despite(local, pending)
         if pending.deadline.remaining() < MIN_WORK_SECONDS:
             # The table call failed for want of time (none was sent): that says nothing of the table, and
             # an exchange now would be a second one for the fleet, whose holder may still store its token
@@ -208,21 +272,21 @@ class FleetLease(Minting):
             too_late = UpstreamUnavailable(
                 "too little time left in this invocation to reach the cache or AIC"
             )
-            return self._stale_or_raise(pending, too_late)
+            return self._minter.stale_or_raise(pending, too_late)
         attempts = None
         work = pending.deadline
-        if pending.cached_serves(self._clocks.wall()):
+        if pending.cached_serves(self._ctx.clocks.wall()):
             attempts = 1
             work = work.earliest(Deadline.after(REFRESH_ATTEMPT_SECONDS, work.clock))
         try:
-            token, jti = self._mint(pending.request, work, attempts, None)
+            token, jti = self._minter.mint(pending.request, work, attempts, None)
         except UpstreamRejected as exc:
-            self._remember_rejection(pending.key, exc)
-            return self._stale_or_raise(pending, exc)
+            self._minter.remember_rejection(pending.key, exc)
+            return self._minter.stale_or_raise(pending, exc)
         except UpstreamUnavailable as exc:
-            return self._stale_or_raise(pending, exc)
-        self._memory.put(pending.key, token, self._clocks.wall())
-        self._refuse_if_short(token, pending.need)
+            return self._minter.stale_or_raise(pending, exc)
+        self._ctx.memory.put(pending.key, token, self._ctx.clocks.wall())
+        self._ctx.refuse_if_short(token, pending.need)
         return Vended(token, "minted", jti)
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from token_vendor.assertion import Assertion, sign_assertion
 from token_vendor.cached_token import CachedToken
+from token_vendor.coordination import RememberedRejections
 from token_vendor.deadline import Deadline
 from token_vendor.errors import (
     ConfigurationError,
@@ -23,8 +24,8 @@ from token_vendor.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from token_vendor.key_source import ServiceAccountKey
-from token_vendor.token_endpoint import IssuedToken
+from token_vendor.key_source import KeySource, ServiceAccountKey
+from token_vendor.token_endpoint import IssuedToken, TokenEndpoint
 from token_vendor.token_table import (
     ANY_VERSION,
     Rejection,
@@ -35,18 +36,32 @@ from token_vendor.vendor_state import (
     NEGATIVE_CACHE_SECONDS,
     ROTATION_CODES,
     Pending,
+    VendContext,
     Vended,
-    VendorState,
 )
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 
 
-class Minting(VendorState):
+class Minter:
     """Key, assertion, exchange; rejection memory; stale serving."""
 
+    def __init__(
+        self,
+        context: VendContext,
+        *,
+        key_source: KeySource,
+        endpoint: TokenEndpoint,
+        new_jti: Callable[[], str],
+    ) -> None:
+        self._ctx = context
+        self._keys = key_source
+        self._endpoint = endpoint
+        self._new_jti = new_jti
+        self._rejections = RememberedRejections(context.clocks.wall)
+
     # -- minting ----------------------------------------------------------------------------------
-    def _mint(
+    def mint(
         self,
         request: VendRequest,
         deadline: Deadline,
@@ -59,30 +74,30 @@ class Minting(VendorState):
             issued, issued_at = self._exchange(key, request, deadline, attempts, renew)
         except UpstreamRejected as exc:
             if exc.upstream_code not in ROTATION_CODES:
-                self._count_upstream_error(exc.upstream_code)
+                self._ctx.count_upstream_error(exc.upstream_code)
                 raise
             # The key may have been rotated since we last read it: re-read once, retry once if it changed.
             fresh_key = self._keys.refresh_now()
             if fresh_key.version_id == key.version_id:
-                self._count_upstream_error(exc.upstream_code)
+                self._ctx.count_upstream_error(exc.upstream_code)
                 raise self._explain_key_rejection(exc, fresh_key) from exc
             logger.info("retrying with the rotated key", extra={"secret_version": fresh_key.version_id})
             try:
                 issued, issued_at = self._exchange(fresh_key, request, deadline, attempts, renew)
                 signer = fresh_key
             except UpstreamRejected as again:
-                self._count_upstream_error(again.upstream_code)
+                self._ctx.count_upstream_error(again.upstream_code)
                 if again.upstream_code in ROTATION_CODES:
                     raise self._explain_key_rejection(again, fresh_key) from again
                 raise
         except UpstreamUnavailable:
-            self._count_upstream_error("unavailable")
+            self._ctx.count_upstream_error("unavailable")
             raise
         except ConfigurationError:  # a broken or unreadable secret: no token can be minted until it is fixed
-            self._count("MintFailures")
+            self._ctx.count("MintFailures")
             raise
-        self._metrics.add_metric("MintLatency", "Milliseconds", (time.perf_counter() - started) * 1000)
-        self._count("Mints")
+        self._ctx.metrics.add_metric("MintLatency", "Milliseconds", (time.perf_counter() - started) * 1000)
+        self._ctx.count("Mints")
         token = CachedToken(
             issued.access_token,
             issued_at + issued.expires_in,
@@ -116,14 +131,14 @@ class Minting(VendorState):
         renew: Callable[[], Deadline | None] | None,
     ) -> tuple[IssuedToken, float]:
         # The lifetime counts from before the request left, so we never overstate it.
-        issued_at = self._clocks.wall()
+        issued_at = self._ctx.clocks.wall()
 
         def sign() -> Assertion:
             return sign_assertion(
                 key.private_key,
                 key.account_id,
-                self.settings.assertion_audience,
-                now=self._clocks.signing(),
+                self._ctx.settings.assertion_audience,
+                now=self._ctx.clocks.signing(),
                 new_jti=self._new_jti,
                 kid=key.kid,
             )
@@ -133,21 +148,25 @@ class Minting(VendorState):
         )
         return issued, issued_at
 
+    def key_version(self) -> str | None:
+        """The secret version in use, if a key is loaded (the lease lets a new version past a rejection)."""
+        return self._keys.loaded_version()
+
     # -- failure handling -------------------------------------------------------------------------
-    def _stale_or_raise(self, pending: Pending, exc: UpstreamRejected | UpstreamUnavailable) -> Vended:
-        if pending.cached is not None and pending.cached_serves(self._clocks.wall()):
+    def stale_or_raise(self, pending: Pending, exc: UpstreamRejected | UpstreamUnavailable) -> Vended:
+        if pending.cached is not None and pending.cached_serves(self._ctx.clocks.wall()):
             logger.warning("refresh failed; serving the cached token", extra={"error": exc.name})
-            self._count("StaleServed")
+            self._ctx.count("StaleServed")
             return Vended(pending.cached, "stale")
-        self._count("MintFailures")
+        self._ctx.count("MintFailures")
         raise exc
 
-    def _serve_despite(self, rejection: Rejection, pending: Pending) -> Vended:
+    def serve_despite(self, rejection: Rejection, pending: Pending) -> Vended:
         """A remembered rejection suppresses attempts; a cached token that still serves is served."""
-        if pending.cached is not None and pending.cached_serves(self._clocks.wall()):
-            self._count("StaleServed")
+        if pending.cached is not None and pending.cached_serves(self._ctx.clocks.wall()):
+            self._ctx.count("StaleServed")
             return Vended(pending.cached, "stale")
-        self._count("NegativeCacheHits")
+        self._ctx.count("NegativeCacheHits")
         # Only scopes this request asked for are named: nothing read from the table is echoed.
         scopes = tuple(s for s in rejection.scopes if s in pending.request.scopes)
         raise UpstreamRejected(
@@ -156,7 +175,7 @@ class Minting(VendorState):
             rejected_scopes=scopes,
         )
 
-    def _remember_rejection(self, key: str, exc: UpstreamRejected) -> Rejection | None:
+    def remember_rejection(self, key: str, exc: UpstreamRejected) -> Rejection | None:
         if exc.upstream_code == "invalid_scope":
             version = ANY_VERSION
         elif exc.upstream_code in ROTATION_CODES and exc.version:
@@ -167,14 +186,18 @@ class Minting(VendorState):
         rejection = Rejection(
             exc.upstream_code,
             exc.rejected_scopes,
-            self._clocks.wall() + NEGATIVE_CACHE_SECONDS,
+            self._ctx.clocks.wall() + NEGATIVE_CACHE_SECONDS,
             version,
         )
         self._rejections.put(key, rejection)
         return rejection
 
-    def _holds(self, rejection: Rejection) -> bool:
-        if rejection.until <= self._clocks.wall():
+    def remembered(self, key: str) -> Rejection | None:
+        """This container's memory of AIC's last rejection for the key, if any."""
+        return self._rejections.get(key)
+
+    def holds(self, rejection: Rejection) -> bool:
+        if rejection.until <= self._ctx.clocks.wall():
             return False
         if rejection.version == ANY_VERSION:
             return True

@@ -1,4 +1,7 @@
-"""Wiring, once per execution environment: settings, AWS clients, the vendor.
+"""Wiring, once per execution environment: settings, AWS clients, the vendor's collaborators.
+
+``compose_vendor`` is the one place the vendor's collaborators are built and handed to one another (the
+graph is drawn in ``vendor_state``'s docstring); ``build_vendor`` gives it the AWS clients.
 
 Clients are created once and reused (never per invocation); they honour ``AWS_ENDPOINT_URL``, so the same
 code runs against the local moto server and against AWS. A bad setting is logged once, in one line that
@@ -11,21 +14,29 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import botocore.session
 
+from token_vendor import snapshot
+from token_vendor.authorization import Authorizer
 from token_vendor.aws_budget import CLIENT_CONFIG, BoundedClient
 from token_vendor.bounded_http import endpoint_pool
+from token_vendor.coordination import KeyLocks
 from token_vendor.envelope import Envelope
 from token_vendor.errors import ConfigurationError
+from token_vendor.fleet_lease import LEASE_SECONDS, FleetLease
 from token_vendor.key_source import KeySource
 from token_vendor.memory_cache import MemoryCache
+from token_vendor.minting import Minter
+from token_vendor.retirement import Retirement
 from token_vendor.settings import Egress, Settings, load_egress, load_settings
 from token_vendor.token_endpoint import TokenEndpoint
 from token_vendor.token_table import TokenTable
-from token_vendor.vending import TokenVendor
+from token_vendor.vending import SlowPath, TokenVendor
+from token_vendor.vendor_state import CacheHealth, Clocks, MetricsSink, NoMetrics, VendContext
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -41,7 +52,56 @@ logger = logging.getLogger("token_vendor").getChild(__name__)
 def _client(session: botocore.session.Session, service: str) -> Any:
     """A client whose every call ends by the vend's deadline (aws_budget): timeouts and attempts come
     from the time left, not from fixed settings."""
-    return BoundedClient(session.create_client(service, config=CLIENT_CONFIG))
+    client = session.create_client(service, config=CLIENT_CONFIG)
+    snapshot.after_restore(client.close)  # a copy of the process (SnapStart) opens its own connections
+    return BoundedClient(client)
+
+
+def compose_vendor(
+    settings: Settings,
+    *,
+    key_source: KeySource,
+    endpoint: TokenEndpoint,
+    dynamodb: DynamoDBClient,
+    envelope: Envelope | None = None,
+    memory: MemoryCache | None = None,
+    metrics: MetricsSink | None = None,
+    clocks: Clocks | None = None,
+    lease_seconds: float = LEASE_SECONDS,
+    new_jti: Callable[[], str] = lambda: str(uuid.uuid4()),
+    locks: KeyLocks | None = None,
+) -> TokenVendor:
+    """The vendor's collaborators, each given what it uses (vendor_state's docstring draws the graph)."""
+    # "is None", never "or": an empty KeyLocks or MemoryCache is falsy (it has a length).
+    metrics = metrics if metrics is not None else NoMetrics()
+    clocks = clocks if clocks is not None else Clocks()
+    health = CacheHealth(settings, metrics)
+    table = TokenTable(
+        settings.table_name,
+        dynamodb,
+        clock=clocks.wall,
+        envelope=envelope,
+        on_misconfigured=health.misconfigured,
+    )
+    context = VendContext(
+        settings,
+        table=table,
+        memory=memory if memory is not None else MemoryCache(),
+        metrics=metrics,
+        clocks=clocks,
+        health=health,
+    )
+    minter = Minter(context, key_source=key_source, endpoint=endpoint, new_jti=new_jti)
+    lease = FleetLease(context, minter, lease_seconds=lease_seconds)
+    slow_path = SlowPath(context, minter, lease)
+    return TokenVendor(
+        context,
+        authorizer=Authorizer(settings, on_denied=lambda: context.count("AccessDenied")),
+        slow_path=slow_path,
+        retirement=Retirement(context, minter, lease, slow_path=slow_path.serve),
+        minter=minter,
+        locks=locks if locks is not None else KeyLocks(),
+    )
 
 
 def build_vendor(
@@ -63,12 +123,6 @@ def build_vendor(
         )
     else:
         logger.warning("TOKEN_CACHE_KEY_ID is not set: cached tokens are stored unencrypted")
-    table = TokenTable(
-        settings.table_name,
-        cast("DynamoDBClient", _client(session, "dynamodb")),
-        clock=wall,
-        envelope=envelope,
-    )
     keys = KeySource(
         settings.secret_id,
         # Created on first use: a cold start served from the table never needs it.
@@ -78,15 +132,17 @@ def build_vendor(
     )
     from token_vendor.observability import METRICS
 
-    return TokenVendor(
+    return compose_vendor(
         settings,
         key_source=keys,
         endpoint=TokenEndpoint(
             settings.token_endpoint_url, pool=endpoint_pool(egress or Egress()), metrics=METRICS
         ),
-        table=table,
+        dynamodb=cast("DynamoDBClient", _client(session, "dynamodb")),
+        envelope=envelope,
         memory=memory if memory is not None else MemoryCache(),
         metrics=METRICS,
+        clocks=Clocks(wall=wall),
     )
 
 

@@ -21,7 +21,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from token_vendor.cached_token import CachedToken
-from token_vendor.envelope import Envelope, EnvelopeError, Sealed
+from token_vendor.envelope import Envelope, Sealed
+from token_vendor.errors import CacheMisconfigured, CacheUnavailable, EnvelopeError
+from token_vendor.fleet_lease import MAX_CLOCK_DIFFERENCE, MAX_LEASE_SECONDS, lease_held
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 
@@ -30,26 +32,13 @@ logger = logging.getLogger("token_vendor").getChild(__name__)
 MAX_PLAIN_EXPIRY_AHEAD = 3600
 # Containers' clocks differ a little: the writer's expiry can look this much further ahead to a reader.
 MAX_CLOCK_SKEW = 60.0
-# A lease is taken over only this long after it ended by the taker's clock: with the holder's margin (0.5 s),
-# two containers whose clocks differ by up to 4 s never hold it at once (found by simulation, seed 37: a
-# holder 2 s behind was taken over mid-exchange by one 1 s ahead, and AIC minted twice).
-MAX_CLOCK_DIFFERENCE = 4.0  # the most two containers' clocks may differ (the simulation skews each by ±2 s)
-LEASE_CLOCK_TOLERANCE = MAX_CLOCK_DIFFERENCE - 0.5
 MAX_TOKEN_LIFETIME = 86_400.0  # the longest expires_in the vendor accepts from AIC (CONTRACT section 8)
-# A lease, a rejection or a refresh backoff further ahead than this code ever writes is forged: ignored.
-MAX_LEASE_SECONDS = 30.0
+# A rejection or a refresh backoff further ahead than this code ever writes is forged: ignored (a lease:
+# fleet_lease.MAX_LEASE_SECONDS).
 MAX_REJECTION_SECONDS = 120.0
 MAX_BACKOFF_SECONDS = 120.0
 ANY_VERSION = "*"  # a rejection that holds whatever the secret version (invalid_scope)
 REMEMBERED_CODES = frozenset({"invalid_scope", "invalid_client", "invalid_grant"})
-
-
-class CacheUnavailable(Exception):
-    """DynamoDB (or KMS for the cache) failed: the caller degrades to minting without the shared cache."""
-
-
-class CacheMisconfigured(CacheUnavailable):
-    """DynamoDB or KMS refused for a reason that will not pass (no table, access denied, key disabled)."""
 
 
 @dataclass(frozen=True)
@@ -73,9 +62,8 @@ class TableEntry:
     last_vended: float | None = None  # when a container last recorded a caller's vend (scheduled refresh)
 
     def lease_held(self, now: float) -> bool:
-        """Someone holds the lease, as the lease's condition judges it: until LEASE_CLOCK_TOLERANCE after
-        its end by our clock."""
-        return self.lease_until is not None and self.lease_until >= now - LEASE_CLOCK_TOLERANCE
+        """Someone holds the lease, as the lease's condition judges it (fleet_lease.lease_held)."""
+        return lease_held(self.lease_until, now)
 
 
 @dataclass(frozen=True)

@@ -56,11 +56,12 @@ def refresh_counter_key(tenant: str, account: str) -> str:
 
 
 class UseRecords:
-    """Recording and finding recent uses; ``TokenTable`` supplies the client, the table and the clock."""
+    """Recording and finding recent uses; ``TokenTable`` holds one over its client, table and clock."""
 
-    _table: str
-    _client: DynamoDBClient
-    _clock: Callable[[], float]
+    def __init__(self, table_name: str, client: DynamoDBClient, *, clock: Callable[[], float]) -> None:
+        self._table = table_name
+        self._client = client
+        self._clock = clock
 
     def note_vended(self, key: str, now: float) -> None:
         """Record a caller's use of the scope set (for the scheduled refresh); never creates an item."""

@@ -21,9 +21,10 @@ from urllib.parse import urlencode, urlsplit
 import urllib3
 import urllib3.connection
 
-from token_vendor import bounded_http
+from token_vendor import bounded_http, snapshot
 from token_vendor.assertion import Assertion
 from token_vendor.deadline import Deadline
+from token_vendor.errors import RetryableAttempt as _Retryable  # a failed attempt worth another
 from token_vendor.errors import UpstreamRejected, UpstreamUnavailable
 from token_vendor.scopes import Scopes
 
@@ -59,16 +60,6 @@ class IssuedToken:
 
     def __repr__(self) -> str:
         return f"IssuedToken(expires_in={self.expires_in}, jti={self.jti!r}, attempts={self.attempts})"
-
-
-class _Retryable(Exception):
-    """A failed attempt worth another. ``sent``: the request may have reached AIC, which may have minted."""
-
-    def __init__(self, reason: str, retry_after: float | None = None, *, sent: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-        self.sent = sent
 
 
 MAX_RETRY_AFTER = 60.0
@@ -176,7 +167,7 @@ class TokenEndpoint:
         self._metrics = metrics
         self._sleep = sleep
         self._wall_clock = wall_clock
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._rng = rng or snapshot.fresh_random()  # jitter: re-seeded after a restore
         self._max_attempts = max_attempts
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout

@@ -23,18 +23,17 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from token_vendor import fleet_lease
 from token_vendor.cached_token import CachedToken, fingerprint
+from token_vendor.deadline import Deadline
 from token_vendor.envelope import Envelope
+from token_vendor.errors import CacheMisconfigured, CacheUnavailable
+from token_vendor.fleet_lease import MAX_CLOCK_DIFFERENCE
 from token_vendor.table_item import (
     ANY_VERSION,
-    LEASE_CLOCK_TOLERANCE,
     MAX_BACKOFF_SECONDS,
-    MAX_CLOCK_DIFFERENCE,
-    MAX_LEASE_SECONDS,
     MAX_REJECTION_SECONDS,
     REMEMBERED_CODES,
-    CacheMisconfigured,
-    CacheUnavailable,
     ItemCodec,
     RecentScopeSet,
     Rejection,
@@ -44,7 +43,7 @@ from token_vendor.table_item import (
     _is_condition_failure,
     token_aad,
 )
-from token_vendor.table_use import UseRecords
+from token_vendor.table_use import ScanSlice, UseRecords
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -65,14 +64,7 @@ __all__ = [
 ]
 
 
-# Keeps an item that only ever held a lease or a rejection from lingering forever.
-_LEASE_ITEM_TTL = 3600
-# The lease is free: absent, lapsed (by more than the clocks of two containers may differ), forged (further
-# ahead than any holder sets) or malformed.
-_LEASE_FREE = (
-    "(attribute_not_exists(lease_until) OR lease_until < :lapsed OR lease_until > :far"
-    " OR NOT attribute_type(lease_until, :num))"
-)
+# The lease's conditions (free, fence) and values are fleet_lease's, read from there at each call.
 # No remembered rejection holds for this key version (CONTRACT section 8): absent, over, forged or malformed,
 # of another secret version than the one in use, or a code this vendor never writes (planted).
 _NO_REJECTION_HOLDS = (
@@ -81,21 +73,6 @@ _NO_REJECTION_HOLDS = (
     " OR (attribute_exists(neg_version) AND neg_version <> :any AND neg_version <> :ver)"
     " OR (attribute_exists(neg_code) AND neg_code <> :c1 AND neg_code <> :c2 AND neg_code <> :c3))"
 )
-# The fence: a token is written only by the holder of the lease (a lapsed holder taken over writes nothing).
-_FENCE = "lease_holder = :h"
-
-
-def _lease_values(holder: str, seconds: float, now: float) -> dict[str, Any]:
-    """What every lease write sets and checks: holder, end, a TTL past the lease, and the free-lease test."""
-    return {
-        ":h": {"S": holder},
-        ":u": {"N": repr(now + seconds)},
-        ":now": {"N": repr(now)},
-        ":lapsed": {"N": repr(now - LEASE_CLOCK_TOLERANCE)},
-        ":ttl": {"N": str(int(now + seconds) + _LEASE_ITEM_TTL)},
-        ":far": {"N": repr(now + MAX_LEASE_SECONDS)},
-        ":num": {"S": "N"},
-    }
 
 
 def _rejection_values(now: float, key_version: str | None) -> dict[str, Any]:
@@ -108,7 +85,11 @@ def _rejection_values(now: float, key_version: str | None) -> dict[str, Any]:
     }
 
 
-class TokenTable(UseRecords):
+def _ignore(reason: str) -> None:
+    return None
+
+
+class TokenTable:
     def __init__(
         self,
         table_name: str,
@@ -116,19 +97,39 @@ class TokenTable(UseRecords):
         *,
         clock: Callable[[], float],
         envelope: Envelope | None = None,
+        on_misconfigured: Callable[[str], None] = _ignore,
     ) -> None:
         self._table = table_name
         self._client = client
         self._clock = clock
         self._envelope = envelope
-        # Told when KMS refuses for a reason that will not pass (the vendor logs it once, counts it).
-        self.on_misconfigured: Callable[[str], None] = lambda reason: None
-        # Late bound: the vendor sets on_misconfigured after building the table.
-        self._codec = ItemCodec(clock, envelope, lambda reason: self.on_misconfigured(reason))  # noqa: PLW0108
+        # ``on_misconfigured`` is told when KMS refuses for a reason that will not pass (the vendor's
+        # CacheHealth logs it once and counts it).
+        self._codec = ItemCodec(clock, envelope, on_misconfigured)
+        self._uses = UseRecords(table_name, client, clock=clock)
 
     @property
     def name(self) -> str:
         return self._table
+
+    def note_vended(self, key: str, now: float) -> None:
+        """Record a caller's use of the scope set (table_use.UseRecords holds the rule)."""
+        self._uses.note_vended(key, now)
+
+    def recently_vended(
+        self,
+        since: float,
+        deadline: Deadline,
+        *,
+        start: dict[str, Any] | None = None,
+        pages: int = 10,
+    ) -> ScanSlice:
+        """Items a caller used after ``since``, in bounded pages (table_use.UseRecords holds the rule)."""
+        return self._uses.recently_vended(since, deadline, start=start, pages=pages)
+
+    def take_refresh_slot(self, key: str, limit: int) -> bool:
+        """One of the fleet's scheduled refreshes for this minute (table_use.UseRecords holds the rule)."""
+        return self._uses.take_refresh_slot(key, limit)
 
     def read(self, key: str) -> TableEntry:
         try:
@@ -158,10 +159,10 @@ class TokenTable(UseRecords):
         secret version than ``key_version`` does not hold (a rotated key gets its chance at once).
         """
         now = self._clock()
-        values = _lease_values(holder, seconds, now)
+        values = fleet_lease.lease_values(holder, seconds, now)
         values.update(_rejection_values(now, key_version))
         conditions = [
-            _LEASE_FREE,
+            fleet_lease.LEASE_FREE,
             _NO_REJECTION_HOLDS,
         ]
         if fresh_seconds is not None:
@@ -189,7 +190,7 @@ class TokenTable(UseRecords):
         still the stored one, the scope set was not retired within ``min_interval``, and no rejection of
         AIC's holds (a replacement would only be refused again)."""
         now = self._clock()
-        values = _lease_values(holder, seconds, now)
+        values = fleet_lease.lease_values(holder, seconds, now)
         values.update(
             {
                 ":fp": {"S": rejected},
@@ -199,7 +200,7 @@ class TokenTable(UseRecords):
         )
         values.update(_rejection_values(now, key_version))
         conditions = [
-            _LEASE_FREE,
+            fleet_lease.LEASE_FREE,
             _NO_REJECTION_HOLDS,
             "fingerprint = :fp",
             "(attribute_not_exists(retired_at) OR retired_at < :since OR retired_at > :future"
@@ -236,7 +237,7 @@ class TokenTable(UseRecords):
                 TableName=self._table,
                 Key={"pk": {"S": key}},
                 UpdateExpression="SET lease_until = :u",
-                ConditionExpression="lease_holder = :h AND lease_until >= :now",
+                ConditionExpression=fleet_lease.RENEWABLE,
                 ExpressionAttributeValues={
                     ":h": {"S": holder},
                     ":u": {"N": repr(now + seconds)},
@@ -283,7 +284,7 @@ class TokenTable(UseRecords):
             self._client.put_item(
                 TableName=self._table,
                 Item=item,
-                ConditionExpression=_FENCE,
+                ConditionExpression=fleet_lease.FENCE,
                 ExpressionAttributeValues={":h": {"S": holder}},
             )
         except ClientError as exc:

@@ -29,11 +29,17 @@ class Watchdog:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
+        self._tickets = itertools.count()
+        self.restart()
+
+    def restart(self) -> None:
+        """Forget the watches and the thread, in a copy of a process (a fork, a SnapStart restore): the
+        thread did not come along, and its lock may have been held when the copy was made. The next
+        ``watch`` starts a thread of this process."""
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int]] = []
         self._watched: dict[int, Callable[[], bool]] = {}
         self._fired: set[int] = set()
-        self._tickets = itertools.count()
         self._thread: threading.Thread | None = None
         self._wake_at = math.inf  # when the thread looks next; a later item needs no wake-up call
 
