@@ -225,3 +225,73 @@ def test_a_request_left_without_time_for_the_table_does_not_mint_beside_the_flee
         vendor.vend(direct("fr:idm:*"), Deadline.after(0.5, lambda: clock[0]))
 
     assert fresh_stack.standin.token_requests == 0
+
+
+def test_a_waiter_left_without_time_to_try_the_lease_does_not_mint_beside_the_holder(
+    make_vendor: Any, fresh_stack: LocalStack
+) -> None:
+    """Issue 30 (soak seed 664331175): a caller waiting on another container's lease froze during a poll
+    and woke with 0.05 s left; its next lease attempt was never sent (no time left), the vendor took that
+    for table trouble and minted on its own beside the holder, which then stored its token: two
+    exchanges in one cycle. With less than MIN_WORK_SECONDS left, no exchange starts."""
+    from token_vendor.aws_budget import BoundedClient
+    from token_vendor.errors import UpstreamUnavailable
+
+    key = _key(make_vendor())
+    assert make_vendor().table.try_lease(key, "holder-1", 30.0, None).granted  # another container mints
+    clock = [0.0]
+    client = fresh_stack.client("dynamodb")
+    reads = [0]
+
+    class FrozenPoll:
+        def get_item(self, **kwargs: Any) -> Any:
+            reads[0] += 1
+            if reads[0] == 2:  # the poll's re-read: the process freezes and wakes near its deadline
+                clock[0] += 0.95
+            return client.get_item(**kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(client, name)
+
+    vendor = make_vendor(sleeps=[], dynamodb=BoundedClient(FrozenPoll(), sleep=lambda s: None))
+    fresh_stack.standin.reset_counters()
+
+    with pytest.raises(UpstreamUnavailable):
+        vendor.vend(direct("fr:idm:*"), Deadline.after(1.0, lambda: clock[0]))
+
+    assert reads[0] == 2  # it waited on the holder's lease, as the soak's caller did
+    assert fresh_stack.standin.token_requests == 0
+
+
+def test_a_report_while_the_table_fails_keeps_to_the_rejection_its_environment_remembers(
+    make_vendor: Any, fresh_stack: LocalStack
+) -> None:
+    """Issue 30 (soak seed 664350822): AIC refused the scope set and the container remembered it; a report
+    that came while DynamoDB failed replaced the token without the table, and asked AIC again at once."""
+    from botocore.exceptions import ClientError
+
+    from token_vendor.aws_budget import BoundedClient
+
+    client = fresh_stack.client("dynamodb")
+    failing = [False]
+
+    class FlakyTable:
+        def get_item(self, **kwargs: Any) -> Any:
+            if failing[0]:
+                raise ClientError({"Error": {"Code": "ValidationException", "Message": "x"}}, "GetItem")
+            return client.get_item(**kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(client, name)
+
+    vendor = make_vendor(sleeps=[], dynamodb=BoundedClient(FlakyTable(), sleep=lambda s: None))
+    fresh_stack.standin.set_sticky_fault(Fault("status", status=400, body=INVALID_SCOPE))
+    with pytest.raises(UpstreamRejected):
+        vendor.vend(direct("fr:idm:*"), budget())  # AIC refuses the scope set; remembered here
+    fresh_stack.standin.reset_counters()
+    failing[0] = True
+
+    with pytest.raises(UpstreamRejected):
+        vendor.vend(report("fr:idm:*", "a token it was served earlier"), budget())
+
+    assert fresh_stack.standin.token_requests == 0

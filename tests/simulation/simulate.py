@@ -40,7 +40,19 @@ PLAIN_SEEDS: tuple[int, ...] = (549, 551, 1518, 378, 1903, 7525)
 # stalled woke with 0.08 s left, could not read the table in time and minted beside the fleet's token;
 # 826300020 and 826294604: a report named a token a stalled holder stored during the request (the judge);
 # 787467108: another random start that failed invariant 1 on c55aa12 (two exchanges) and passes after these.
-ISSUE_30_SEEDS: tuple[int, ...] = (745592285, 281993656, 826317362, 826300020, 826294604, 787467108)
+# 664331175: a waiter frozen mid-poll woke with 0.05 s left, its lease attempt was never sent, and it minted
+# beside the holder; 664350822: a report during a DynamoDB fault asked AIC again although its own
+# environment remembered AIC's rejection of the scope set.
+ISSUE_30_SEEDS: tuple[int, ...] = (
+    745592285,
+    281993656,
+    826317362,
+    826300020,
+    826294604,
+    787467108,
+    664331175,
+    664350822,
+)
 # Issue 35 (keyless histories): 20574: a thread that stalled while resolving the signing key's alias held the
 # signer's lock, and another request of that container waited on it 7 s past its deadline.
 KEYLESS_SEEDS: tuple[int, ...] = (20574,)

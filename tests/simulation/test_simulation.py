@@ -125,3 +125,28 @@ def test_a_share_of_the_histories_signs_keyless_and_the_regression_seeds_replay_
         "KMS Sign" in line for line in minted.log
     )  # the real KmsSigner signed through the simulated KMS
     assert minted.violations == []
+
+
+def test_the_simulated_table_reads_between_as_dynamodb_does() -> None:
+    """The fleet refresh counter's condition uses BETWEEN; the simulated table refused it, and every
+    scheduled run's thread died without a violation."""
+    from tests.simulation.expressions import Condition
+
+    values = {":one": {"N": "1"}, ":below": {"N": "3"}}
+    condition = Condition("refresh_count BETWEEN :one AND :below", {}, values)
+    counts = [condition.evaluate({"refresh_count": {"N": str(n)}}) for n in (0, 1, 3, 4)]
+    assert counts == [False, True, True, False]  # both ends are inside
+    assert not condition.evaluate(None)  # a missing attribute compares false
+    assert not condition.evaluate({"refresh_count": {"S": "2"}})  # so does another type
+
+
+def test_a_scheduled_run_that_escapes_is_a_violation() -> None:
+    from tests.simulation import expressions
+
+    comparators = expressions._COMPARATORS
+    try:
+        expressions._COMPARATORS = comparators - {"<="}  # the table now refuses the counter's condition
+        history = run_history(draw_scenario(4242))
+    finally:
+        expressions._COMPARATORS = comparators
+    assert any("scheduled refresh escaped" in v for v in history.violations), history.violations

@@ -259,6 +259,20 @@ class FleetLease:
         return Vended(token, "minted", jti)
 
     def mint_unshared(self, pending: Pending) -> Vended:
+        local = self._minter.remembered(pending.key)
+        if local is not None and self._minter.holds(local):
+            # Without the table, this environment's own memory of AIC's rejection still holds the attempt
+            # back (CONTRACT 8.5; found by a soak, seed 664350822: a report during a DynamoDB fault asked
+            # AIC again moments after another request of the same environment was refused).
+            return self._minter.serve_despite(local, pending)
+        if pending.deadline.remaining() < MIN_WORK_SECONDS:
+            # The table call failed for want of time (none was sent): that says nothing of the table, and
+            # an exchange now would be a second one for the fleet, whose holder may still store its token
+            # (found by a soak, seed 664331175: a waiter frozen mid-poll woke with 0.05 s left).
+            too_late = UpstreamUnavailable(
+                "too little time left in this invocation to reach the cache or AIC"
+            )
+            return self._minter.stale_or_raise(pending, too_late)
         attempts = None
         work = pending.deadline
         if pending.cached_serves(self._ctx.clocks.wall()):
