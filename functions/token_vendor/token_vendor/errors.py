@@ -18,8 +18,8 @@ handles it (a degraded path, a retry, or one of the errors a caller reads)::
     │   ├── ConfigurationError      500 server_error
     │   └── InternalError           500 server_error
     └── InternalFault               never reaches a caller
-        ├── CacheUnavailable        the table (or its KMS key) failed: mint without the shared cache
-        │   └── CacheMisconfigured  ... for a reason that will not pass: logged once (CacheHealth)
+        ├── CacheUnavailable        the table (or its KMS key) failed: mint without the shared cache;
+        │                           ``misconfigured`` when it will not pass: logged once (CacheHealth)
         ├── EnvelopeError           a sealed token does not open: a miss
         ├── NoAnswer                no complete HTTP answer (bounded_http): retried or UpstreamUnavailable
         └── RetryableAttempt        a failed exchange attempt worth another (token_endpoint)
@@ -137,11 +137,12 @@ class InternalFault(Exception):
 
 
 class CacheUnavailable(InternalFault):
-    """DynamoDB (or KMS for the cache) failed: the caller degrades to minting without the shared cache."""
+    """DynamoDB (or KMS for the cache) failed: the caller degrades to minting without the shared cache.
+    ``misconfigured``: it refused for a reason that will not pass (no table, access denied, key disabled)."""
 
-
-class CacheMisconfigured(CacheUnavailable):
-    """DynamoDB or KMS refused for a reason that will not pass (no table, access denied, key disabled)."""
+    def __init__(self, message: str, *, misconfigured: bool = False) -> None:
+        super().__init__(message)
+        self.misconfigured = misconfigured
 
 
 class EnvelopeError(InternalFault):

@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from token_vendor.cached_token import CachedToken
 from token_vendor.envelope import Envelope, Sealed
-from token_vendor.errors import CacheMisconfigured, CacheUnavailable, EnvelopeError
+from token_vendor.errors import CacheUnavailable, EnvelopeError
 from token_vendor.fleet_lease import MAX_CLOCK_DIFFERENCE, MAX_LEASE_SECONDS, lease_held
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
@@ -101,7 +101,7 @@ def _fail(action: str, exc: Exception) -> CacheUnavailable:
     if isinstance(exc, ClientError):
         reason = exc.response.get("Error", {}).get("Code", "ClientError")
         if reason in _MISCONFIGURED_CODES:
-            return CacheMisconfigured(f"token table {action} failed: {reason}")
+            return CacheUnavailable(f"token table {action} failed: {reason}", misconfigured=True)
     else:
         reason = type(exc).__name__
     return CacheUnavailable(f"token table {action} failed: {reason}")
@@ -274,7 +274,7 @@ class ItemCodec:
             return None
         except (ClientError, BotoCoreError) as exc:
             failure = _fail("decrypt (KMS)", exc)
-            if isinstance(failure, CacheMisconfigured):
+            if failure.misconfigured:
                 self._on_misconfigured(str(failure))
             else:
                 logger.warning(

@@ -27,7 +27,7 @@ from token_vendor import fleet_lease
 from token_vendor.cached_token import CachedToken, fingerprint
 from token_vendor.deadline import Deadline
 from token_vendor.envelope import Envelope
-from token_vendor.errors import CacheMisconfigured, CacheUnavailable
+from token_vendor.errors import CacheUnavailable
 from token_vendor.fleet_lease import MAX_CLOCK_DIFFERENCE
 from token_vendor.table_item import (
     ANY_VERSION,
@@ -53,7 +53,6 @@ logger = logging.getLogger("token_vendor").getChild(__name__)
 # The table's names, importable from here as before the item rules moved to table_item.
 __all__ = [
     "ANY_VERSION",
-    "CacheMisconfigured",
     "CacheUnavailable",
     "RecentScopeSet",
     "Rejection",

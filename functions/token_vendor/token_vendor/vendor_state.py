@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Protocol
 from token_vendor.cached_token import CachedToken
 from token_vendor.deadline import Deadline
 from token_vendor.errors import (
-    CacheMisconfigured,
     CacheUnavailable,
     InvalidRequest,
 )
@@ -113,7 +112,7 @@ class CacheHealth:
         self._logged = False
 
     def trouble(self, exc: CacheUnavailable) -> None:
-        if isinstance(exc, CacheMisconfigured):
+        if exc.misconfigured:
             self.misconfigured(str(exc))
             return
         logger.warning("token table unavailable; minting without it", extra={"reason": str(exc)})
