@@ -1,0 +1,1 @@
+"""Access: who may have which scope (caller policy, identity as proven)."""

@@ -1,0 +1,1 @@
+"""AIC: the token endpoint and the assertion it takes."""

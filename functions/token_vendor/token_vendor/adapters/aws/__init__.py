@@ -1,0 +1,1 @@
+"""AWS: the token table and its item format, envelope, key source, bounded client, KMS, STS proof."""

@@ -1,0 +1,1 @@
+"""Deadline-bounded HTTP requests and the watchdog that cuts a dripping answer."""

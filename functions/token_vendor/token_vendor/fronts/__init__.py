@@ -1,0 +1,1 @@
+"""Fronts: the HTTP front's parsing and answers, and the answer shape every caller receives."""

@@ -1,0 +1,1 @@
+"""The kernel: errors (one tree), settings, scopes, deadline, the shapes that pass between wings."""

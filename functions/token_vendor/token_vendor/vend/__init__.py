@@ -1,0 +1,1 @@
+"""The vend protocol, composed: vending -> retirement -> fleet lease -> minting; the scheduled refresh."""
