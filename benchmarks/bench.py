@@ -22,7 +22,7 @@ class Bench:
     stack: LocalStack
     app: Any  # token_vendor.app, imported once the environment is set
     context: Any  # a LocalContext that never runs out of time
-    settings: Any  # token_vendor.settings.Settings, from the same environment
+    settings: Any  # token_vendor.kernel.settings.Settings, from the same environment
     pool: urllib3.PoolManager  # direct POSTs to the stand-in (the bare sides)
     hit: list[float] = field(default_factory=list)  # memory-hit vends, whole handler (µs)
     table_hits: list[float] = field(default_factory=list)  # table-hit vends (µs)
@@ -31,7 +31,7 @@ class Bench:
     def start(cls, stack: LocalStack) -> Bench:
         from local.lambda_context import LocalContext
         from token_vendor import app
-        from token_vendor.settings import load_settings
+        from token_vendor.kernel.settings import load_settings
 
         return cls(
             stack=stack,

@@ -16,13 +16,13 @@ from typing import Any
 from benchmarks.bench import Bench
 from benchmarks.measure import p50, p99, record, say, us
 from tests.integration.conftest import FakeWall  # the tests' movable wall clock
-from token_vendor.deadline import Deadline
-from token_vendor.runtime import build_vendor
-from token_vendor.scheduled_refresh import ScheduledRefresher
-from token_vendor.scopes import normalise_scopes
-from token_vendor.settings import load_settings
-from token_vendor.vend_request import DIRECT_CALLER, VendRequest
-from token_vendor.vending import Clocks, TokenVendor
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.scopes import normalise_scopes
+from token_vendor.kernel.settings import load_settings
+from token_vendor.kernel.vend_request import DIRECT_CALLER, VendRequest
+from token_vendor.vend.scheduled_refresh import ScheduledRefresher
+from token_vendor.vend.vending import Clocks, TokenVendor
+from token_vendor.wiring import build_vendor
 
 
 class CountingSink:

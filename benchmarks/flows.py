@@ -18,8 +18,8 @@ from typing import Any
 from benchmarks.bench import Bench
 from benchmarks.measure import DURATIONS, p50, record, say, timings, us
 from local.stack import private_jwk
-from token_vendor.assertion import sign_assertion
-from token_vendor.key_source import key_from_jwk
+from token_vendor.adapters.aic.assertion import sign_assertion
+from token_vendor.adapters.aws.key_source import key_from_jwk
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 

@@ -17,14 +17,14 @@ import urllib3
 from benchmarks.bench import Bench
 from benchmarks.measure import DURATIONS, p50, p99, record, say, side_by_side, timings, us
 from token_client.identity import IdentityProver
-from token_vendor.assertion import sign_assertion
-from token_vendor.cached_token import cache_key
-from token_vendor.deadline import Deadline
-from token_vendor.memory_cache import MemoryCache
-from token_vendor.runtime import build_vendor
-from token_vendor.scopes import normalise_scopes
-from token_vendor.vend_request import DIRECT_CALLER, VendRequest
-from token_vendor.vending import TokenVendor
+from token_vendor.adapters.aic.assertion import sign_assertion
+from token_vendor.adapters.aws.item_format import cache_key
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.scopes import normalise_scopes
+from token_vendor.kernel.vend_request import DIRECT_CALLER, VendRequest
+from token_vendor.vend.memory_cache import MemoryCache
+from token_vendor.vend.vending import TokenVendor
+from token_vendor.wiring import build_vendor
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -34,12 +34,12 @@ def _b64(raw: bytes) -> str:
 
 def keyless_rows(stack: LocalStack, repo: Any) -> None:
     from benchmarks.measure import p50, p99, record, say, side_by_side, us
-    from token_vendor.deadline import Deadline
-    from token_vendor.memory_cache import MemoryCache
-    from token_vendor.runtime import build_vendor
-    from token_vendor.scopes import normalise_scopes
-    from token_vendor.settings import load_settings
-    from token_vendor.vend_request import DIRECT_CALLER, VendRequest
+    from token_vendor.kernel.deadline import Deadline
+    from token_vendor.kernel.scopes import normalise_scopes
+    from token_vendor.kernel.settings import load_settings
+    from token_vendor.kernel.vend_request import DIRECT_CALLER, VendRequest
+    from token_vendor.vend.memory_cache import MemoryCache
+    from token_vendor.wiring import build_vendor
 
     say("\nkeyless (SIGNING_KEY_ID: kms:Sign on moto's KMS; no private key in the function)")
     key = create_signing_key(stack)

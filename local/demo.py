@@ -152,10 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     token_url = real[1] if real else stack.standin.token_url
     idm_base = real[2] if real else stack.standin.base_url
     _point_function_at(stack, real[0] if real else {})
-    from token_vendor import (
-        app,  # after the environment points at the local stack
-        observability,
-    )
+    from token_vendor import app  # after the environment points at the local stack
+    from token_vendor.kernel import observability
 
     audit_log = open(os.devnull, "w") if _quiet() else None  # noqa: SIM115
     observability.set_output(audit_log)
@@ -237,7 +235,7 @@ def _print_first_vends(
     users: Any,
     real: bool,
 ) -> None:
-    from token_vendor.cached_token import fingerprint
+    from token_vendor.kernel.cached_token import fingerprint
 
     first_ms, second_ms = times_ms
     print('\ndirect invocation {"scope": "fr:idm:*"}:')
@@ -259,7 +257,7 @@ def _callers_story(
 ) -> list[ApiFront | LocalLambda]:
     """The same token through the Lambda Invoke API, signed HTTP and the CLI; then the identity and revoke
     stories (stand-in only) and how to call it yourself. Returns the servers it started, still serving."""
-    from token_vendor.cached_token import fingerprint
+    from token_vendor.kernel.cached_token import fingerprint
 
     identities = local_identities()
     stack.sts.identities.update(identities)
@@ -288,7 +286,7 @@ def _callers_story(
 
 def _invoke_api_story(invoke_api: LocalLambda, result: dict[str, Any]) -> None:
     from token_client import TokenClient, TokenClientError
-    from token_vendor.cached_token import fingerprint
+    from token_vendor.kernel.cached_token import fingerprint
 
     via_invoke = TokenClient.for_function("token-vendor", endpoint_url=invoke_api.endpoint).get_token(
         "fr:idm:*"
@@ -308,7 +306,7 @@ def _invoke_api_story(invoke_api: LocalLambda, result: dict[str, Any]) -> None:
 
 def _signed_http_story(front: ApiFront, reporting: Any, result: dict[str, Any], idm_base: str) -> None:
     from token_client import HttpTransport, TokenClient
-    from token_vendor.cached_token import fingerprint
+    from token_vendor.kernel.cached_token import fingerprint
 
     client = TokenClient(HttpTransport(front.token_url, session=signing_session(reporting)))
     over_http = client.get_token("fr:idm:*")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from local.stack import LocalStack
-from token_vendor.kms_signer import public_jwk_from_der
+from token_vendor.adapters.aws.kms_signer import public_jwk_from_der
 
 SIGNING_ALIAS = "alias/token-vendor-signing"
 

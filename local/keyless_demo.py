@@ -107,12 +107,12 @@ def _under_load(stack: LocalStack, work: Any) -> tuple[int, list[str]]:
 
 def _keyless_vend(stack: LocalStack) -> None:
     """One vend by the vendor exactly as the function wires it (runtime.build_vendor), and what it holds."""
-    from token_vendor.cached_token import fingerprint
-    from token_vendor.deadline import Deadline
-    from token_vendor.runtime import build_vendor
-    from token_vendor.scopes import normalise_scopes
-    from token_vendor.settings import load_settings
-    from token_vendor.vend_request import DIRECT_CALLER, VendRequest
+    from token_vendor.kernel.cached_token import fingerprint
+    from token_vendor.kernel.deadline import Deadline
+    from token_vendor.kernel.scopes import normalise_scopes
+    from token_vendor.kernel.settings import load_settings
+    from token_vendor.kernel.vend_request import DIRECT_CALLER, VendRequest
+    from token_vendor.wiring import build_vendor
 
     vendor = build_vendor(load_settings(os.environ))
     request = VendRequest(normalise_scopes("fr:idm:*"), None, DIRECT_CALLER)
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     logging.getLogger("token_vendor").setLevel(logging.WARNING)
-    from token_vendor import observability
+    from token_vendor.kernel import observability
     from token_vendor.rotation import rotation_handler
 
     observability.set_output(open(os.devnull, "w"))  # noqa: SIM115 - the audit lines, for the demo's whole life

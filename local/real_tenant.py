@@ -26,7 +26,7 @@ def tenant_settings(
     tenant = environ.get("AIC_TENANT_FQDN", "").strip()
     if not tenant:
         return None
-    from token_vendor.settings import load_settings
+    from token_vendor.kernel.settings import load_settings
 
     account = environ.get("AIC_SERVICE_ACCOUNT_ID", "").strip()
     key_file = environ.get("AIC_KEY_FILE", "").strip()

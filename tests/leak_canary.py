@@ -95,7 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # as on Lambda (botocore's DEBUG output includes response bodies by design).
     _install_handler(["", "token_vendor", "token_client"])
     logging.getLogger("token_vendor").setLevel(logging.DEBUG)
-    from token_vendor.errors import TokenVendorError
+    from token_vendor.kernel.errors import TokenVendorError
 
     original = TokenVendorError.__init__
 

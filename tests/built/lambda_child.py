@@ -27,7 +27,8 @@ class Context:
 
 def main():
     started = time.perf_counter()
-    from token_vendor import app, observability
+    from token_vendor import app
+    from token_vendor.kernel import observability
 
     sink = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     observability.set_output(sink)

@@ -10,16 +10,16 @@ from typing import Any
 import pytest
 
 from local.stack import TENANT, LocalStack
-from token_vendor.cached_token import CachedToken
-from token_vendor.deadline import Deadline
-from token_vendor.envelope import Envelope
-from token_vendor.key_source import KeySource
-from token_vendor.memory_cache import MemoryCache
-from token_vendor.runtime import compose_vendor
-from token_vendor.settings import load_settings
-from token_vendor.token_endpoint import TokenEndpoint
-from token_vendor.vend_request import DIRECT_CALLER, VendRequest
-from token_vendor.vending import Clocks, TokenVendor
+from token_vendor.adapters.aic.token_endpoint import TokenEndpoint
+from token_vendor.adapters.aws.envelope import Envelope
+from token_vendor.adapters.aws.key_source import KeySource
+from token_vendor.kernel.cached_token import CachedToken
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.settings import load_settings
+from token_vendor.kernel.vend_request import DIRECT_CALLER, VendRequest
+from token_vendor.vend.memory_cache import MemoryCache
+from token_vendor.vend.vending import Clocks, TokenVendor
+from token_vendor.wiring import compose_vendor
 
 
 class Recorder:
@@ -124,7 +124,7 @@ def fleet_in_refresh_window(make_vendor: Any, stack: LocalStack, fault: Any, siz
 
 
 def direct(scope: str, min_validity: int | None = None) -> VendRequest:
-    from token_vendor.scopes import normalise_scopes
+    from token_vendor.kernel.scopes import normalise_scopes
 
     return VendRequest(normalise_scopes(scope), min_validity, DIRECT_CALLER)
 

@@ -90,7 +90,7 @@ def _direct(event: dict[str, Any]) -> None:
 
 def _throttled_table(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every DynamoDB call answers ThrottlingException (a transient outage, not a misconfiguration)."""
-    from token_vendor import runtime
+    from token_vendor import wiring as runtime
 
     class Throttled:
         status_code = 400
@@ -131,7 +131,7 @@ def _move(name: str, env: Env, stack: LocalStack, monkeypatch: pytest.MonkeyPatc
         _http(_event("rest_get.json"))
         _direct({"scope": "fr:idm:*"})
     elif name == "InternalErrorAlarm":
-        from token_vendor import vending
+        from token_vendor.vend import vending
 
         monkeypatch.setattr(vending.TokenVendor, "vend", lambda *a, **k: 1 / 0)
         env(CALLER_POLICY=POLICY)

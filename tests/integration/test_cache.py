@@ -10,8 +10,8 @@ import pytest
 from local.aic_standin import Fault
 from local.stack import TENANT, LocalStack
 from tests.integration.conftest import FakeWall, Recorder, budget, direct
-from token_vendor.cached_token import cache_key
-from token_vendor.errors import UpstreamRejected, UpstreamUnavailable
+from token_vendor.adapters.aws.item_format import cache_key
+from token_vendor.kernel.errors import UpstreamRejected, UpstreamUnavailable
 
 pytestmark = pytest.mark.integration
 
@@ -89,8 +89,8 @@ def test_refresh_ahead_refreshes_once_while_others_keep_the_cached_token(
     wall.advance(899 - 250)  # 250 s left: inside the 300 s refresh-ahead window, above the 120 s minimum
 
     # Another container holds the lease for the refresh right now.
-    from token_vendor.fleet_lease import LEASE_CLOCK_TOLERANCE
-    from token_vendor.token_table import TokenTable
+    from token_vendor.adapters.aws.item_format import LEASE_CLOCK_TOLERANCE
+    from token_vendor.adapters.aws.token_table import TokenTable
 
     other = TokenTable(fresh_stack.table_name, fresh_stack.client("dynamodb"), clock=wall)
     key = cache_key(TENANT, fresh_stack.secret_id, ("fr:idm:*",))

@@ -10,9 +10,9 @@ import pytest
 
 from local.stack import TENANT, LocalStack
 from tests.integration.conftest import budget, direct
-from token_vendor.cached_token import cache_key
-from token_vendor.token_table import TokenTable
-from token_vendor.vending import TokenVendor
+from token_vendor.adapters.aws.item_format import cache_key
+from token_vendor.adapters.aws.token_table import TokenTable
+from token_vendor.vend.vending import TokenVendor
 
 pytestmark = pytest.mark.integration
 

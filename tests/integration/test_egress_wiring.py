@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.unit.test_runtime import VALID, lambda_like_credentials  # noqa: F401 - the fixture
-from token_vendor.runtime import Runtime
+from token_vendor.wiring import Runtime
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,9 @@ from local.aic_standin import Fault
 from local.stack import TENANT, LocalStack
 from tests.integration.conftest import FakeWall, Recorder, budget, direct
 from tests.leak_canary import FIGURES
-from token_vendor.cached_token import cache_key
-from token_vendor.errors import ConfigurationError, UpstreamUnavailable
-from token_vendor.token_endpoint import TokenEndpoint
+from token_vendor.adapters.aic.token_endpoint import TokenEndpoint
+from token_vendor.adapters.aws.item_format import cache_key
+from token_vendor.kernel.errors import ConfigurationError, UpstreamUnavailable
 
 pytestmark = pytest.mark.integration
 
@@ -358,8 +358,8 @@ def test_the_vendor_stays_healthy_after_every_fault(world: World) -> None:
 
 def test_a_table_blip_while_another_container_mints_does_not_mint_twice(world: World) -> None:
     FIGURES["faults"] += 1
-    from token_vendor.cached_token import CachedToken
-    from token_vendor.token_table import TokenTable
+    from token_vendor.adapters.aws.token_table import TokenTable
+    from token_vendor.kernel.cached_token import CachedToken
 
     key = cache_key(TENANT, world.stack.secret_id, ("fr:idm:*",))
     other = TokenTable(world.stack.table_name, world.stack.client("dynamodb"), clock=world.wall)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from local.lambda_context import LocalContext
 from tests.leak_canary import FIGURES
-from token_vendor.vending import Vended
+from token_vendor.kernel.cached_token import Vended
 
 # The recording vend emits no metrics of its own, so Powertools warns that a flush was empty.
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:No application metrics")]
@@ -106,8 +106,9 @@ v2_events = st.fixed_dictionaries(
 
 @pytest.fixture
 def handler(function_env: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from token_vendor import app, vending
-    from token_vendor.cached_token import CachedToken
+    from token_vendor import app
+    from token_vendor.kernel.cached_token import CachedToken
+    from token_vendor.vend import vending
 
     function_env(CALLER_POLICY=POLICY)
     calls: list[Any] = []

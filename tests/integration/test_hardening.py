@@ -16,9 +16,10 @@ from local.stack import TENANT, LocalStack, new_rsa_key, public_jwk
 from tests.integration.conftest import FakeWall, budget, direct, fleet_in_refresh_window
 from tests.integration.test_http import POLICY, load
 from tests.leak_canary import CANARY, FIGURES
-from token_vendor.cached_token import cache_key
-from token_vendor.deadline import Deadline
-from token_vendor.errors import (
+from token_vendor.adapters.aws.item_format import cache_key
+from token_vendor.adapters.aws.token_table import TokenTable
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import (
     AccessDenied,
     ConfigurationError,
     InvalidRequest,
@@ -26,7 +27,6 @@ from token_vendor.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from token_vendor.token_table import TokenTable
 
 pytestmark = pytest.mark.integration
 

@@ -25,12 +25,12 @@ from tests.integration.conftest import FakeWall, Recorder, budget, direct
 from tests.integration.test_hardening import _item, _key
 from tests.integration.test_http import POLICY, load
 from tests.leak_canary import CANARY, FIGURES
-from token_vendor.cached_token import fingerprint
-from token_vendor.deadline import Deadline
-from token_vendor.errors import InvalidRequest, UpstreamRejected, UpstreamUnavailable
-from token_vendor.runtime import build_vendor
-from token_vendor.settings import load_settings
-from token_vendor.vend_request import VendRequest
+from token_vendor.kernel.cached_token import fingerprint
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import InvalidRequest, UpstreamRejected, UpstreamUnavailable
+from token_vendor.kernel.settings import load_settings
+from token_vendor.kernel.vend_request import VendRequest
+from token_vendor.wiring import build_vendor
 
 pytestmark = pytest.mark.integration
 YEAR_5138 = 99_999_999_999
@@ -367,7 +367,7 @@ def test_a_refusal_message_is_never_read_from_the_table_even_for_short_tokens(
 def test_a_wrong_secret_id_logs_one_error_line_naming_it(
     make_vendor: Any, fresh_stack: LocalStack, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from token_vendor.errors import ConfigurationError
+    from token_vendor.kernel.errors import ConfigurationError
 
     metrics = Recorder()
     vendor = make_vendor(sleeps=[], metrics=metrics, SERVICE_ACCOUNT_SECRET_ID="token-vendor/no-such-secret")

@@ -118,7 +118,7 @@ def test_every_bad_event_gets_a_4xx_with_a_clear_description_and_no_exchange(
     http: Any, fresh_stack: LocalStack, name: str
 ) -> None:
     from token_vendor import app
-    from token_vendor.errors import TokenVendorError
+    from token_vendor.kernel.errors import TokenVendorError
 
     FIGURES["bad_inputs"] += 1
     event = load(f"bad/{name}")
@@ -187,7 +187,7 @@ def test_a_configuration_error_is_500_without_internals(function_env: Any, http:
 
 
 def test_an_unexpected_error_is_500_without_internals(http: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from token_vendor import vending
+    from token_vendor.vend import vending
 
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("internal detail /var/task/vending.py")
@@ -204,8 +204,8 @@ def test_an_unexpected_error_is_500_without_internals(http: Any, monkeypatch: py
 def test_an_unexpected_error_on_direct_invocation_is_internal_error(
     invoke: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from token_vendor import vending
-    from token_vendor.errors import InternalError
+    from token_vendor.kernel.errors import InternalError
+    from token_vendor.vend import vending
 
     monkeypatch.setattr(vending.TokenVendor, "vend", lambda *a, **k: 1 / 0)
     with pytest.raises(InternalError) as caught:

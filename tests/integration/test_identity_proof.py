@@ -26,7 +26,7 @@ from local.sts import identity_xml
 from tests.integration.test_http import load
 from tests.leak_canary import CANARY, FIGURES
 from token_client.identity import IdentityProver
-from token_vendor.errors import AccessDenied, InvalidRequest, UpstreamUnavailable
+from token_vendor.kernel.errors import AccessDenied, InvalidRequest, UpstreamUnavailable
 
 pytestmark = pytest.mark.integration
 ADMIN_ROLE = "arn:aws:iam::123456789012:role/admin-automation"

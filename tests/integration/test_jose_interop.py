@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from local.stack import private_jwk, public_jwk
-from token_vendor.assertion import sign_assertion
+from token_vendor.adapters.aic.assertion import sign_assertion
 
 JOSE = shutil.which("jose")
 needs_jose = pytest.mark.skipif(
@@ -59,7 +59,7 @@ def test_a_tampered_assertion_fails_with_jose(rsa_key: Any, tmp_path: Path) -> N
 @needs_jose
 def test_the_vendor_accepts_the_key_jwk_that_jose_generates(tmp_path: Path) -> None:
     """A key made the way AIC's docs show a JWK (``jose jwk gen``) loads as a bare key.jwk secret."""
-    from token_vendor.key_source import parse_secret
+    from token_vendor.adapters.aws.key_source import parse_secret
 
     result = subprocess.run([JOSE, "jwk", "gen", "-i", '{"alg":"RS256"}'], capture_output=True, check=True)
     jwk = json.loads(result.stdout)

@@ -9,7 +9,7 @@ import pytest
 
 from local.stack import LocalStack, public_jwk
 from tests.integration.conftest import budget, direct
-from token_vendor.errors import UpstreamRejected
+from token_vendor.kernel.errors import UpstreamRejected
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,7 @@ def test_a_rejection_that_is_not_a_rotation_gives_up_after_one_reread(
 def test_a_new_secret_version_is_used_after_the_reread_interval(
     make_vendor: Any, fresh_stack: LocalStack, other_rsa_key: Any
 ) -> None:
-    from token_vendor.key_source import KeySource
+    from token_vendor.adapters.aws.key_source import KeySource
 
     clock = [time.monotonic()]
     source = KeySource(fresh_stack.secret_id, fresh_stack.client("secretsmanager"), clock=lambda: clock[0])

@@ -26,14 +26,14 @@ from local.aws import create_table
 from local.keyless import SIGNING_ALIAS, create_signing_key, enrol_keyless, keyless_env, point_alias
 from local.stack import LocalStack
 from tests.integration.conftest import FakeWall, Recorder, budget, direct
-from token_vendor import runtime
-from token_vendor.errors import ConfigurationError, UpstreamUnavailable
-from token_vendor.kms_signer import KmsSigner
-from token_vendor.memory_cache import MemoryCache
-from token_vendor.runtime import compose_vendor
-from token_vendor.settings import load_settings
-from token_vendor.token_endpoint import TokenEndpoint
-from token_vendor.vending import Clocks, TokenVendor
+from token_vendor import wiring as runtime
+from token_vendor.adapters.aic.token_endpoint import TokenEndpoint
+from token_vendor.adapters.aws.kms_signer import KmsSigner
+from token_vendor.kernel.errors import ConfigurationError, UpstreamUnavailable
+from token_vendor.kernel.settings import load_settings
+from token_vendor.vend.memory_cache import MemoryCache
+from token_vendor.vend.vending import Clocks, TokenVendor
+from token_vendor.wiring import compose_vendor
 
 
 @pytest.fixture
@@ -121,7 +121,7 @@ def test_the_assertion_carries_the_thumbprint_of_the_kms_public_key_and_verifies
 
     key = create_signing_key(keyless)
     signer = KmsSigner(key.arn, keyless.client("kms"), account_id="acct-1", clock=time.monotonic)
-    from token_vendor.assertion import sign_assertion_with
+    from token_vendor.adapters.aic.assertion import sign_assertion_with
 
     signed = sign_assertion_with(
         signer.current(), "https://aud.example:443/x", now=time.time(), new_jti=lambda: "j1"

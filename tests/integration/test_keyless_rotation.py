@@ -27,12 +27,12 @@ from local.lambda_invoke import LocalLambda
 from local.stack import LocalStack
 from tests.integration.conftest import budget, direct
 from tests.leak_canary import CANARY
-from token_vendor.kms_signer import KmsSigner
-from token_vendor.memory_cache import MemoryCache
-from token_vendor.runtime import compose_vendor
-from token_vendor.settings import load_settings
-from token_vendor.token_endpoint import TokenEndpoint
-from token_vendor.vending import Clocks, TokenVendor
+from token_vendor.adapters.aic.token_endpoint import TokenEndpoint
+from token_vendor.adapters.aws.kms_signer import KmsSigner
+from token_vendor.kernel.settings import load_settings
+from token_vendor.vend.memory_cache import MemoryCache
+from token_vendor.vend.vending import Clocks, TokenVendor
+from token_vendor.wiring import compose_vendor
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

@@ -13,8 +13,8 @@ from local.aic_standin import Fault
 from local.stack import LocalStack
 from tests.integration.conftest import FakeWall, budget, direct, fleet_in_refresh_window
 from tests.leak_canary import FIGURES
-from token_vendor.deadline import Deadline
-from token_vendor.errors import InvalidRequest, UpstreamRejected, UpstreamUnavailable
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import InvalidRequest, UpstreamRejected, UpstreamUnavailable
 
 pytestmark = pytest.mark.integration
 
@@ -112,8 +112,8 @@ def test_too_little_time_left_fails_fast_before_any_network_call(
 def test_the_poll_loop_rechecks_the_deadline_after_every_sleep(
     make_vendor: Any, fresh_stack: LocalStack
 ) -> None:
-    from token_vendor.cached_token import cache_key
-    from token_vendor.token_table import TokenTable
+    from token_vendor.adapters.aws.item_format import cache_key
+    from token_vendor.adapters.aws.token_table import TokenTable
 
     # Another container holds the lease and never finishes.
     key = cache_key("openam-local-standin.id.forgerock.io", fresh_stack.secret_id, ("fr:idm:*",))

@@ -10,8 +10,8 @@ import urllib3
 
 from local.stack import LocalStack
 from tests.integration.conftest import Recorder, budget, direct
-from token_vendor.errors import UpstreamUnavailable
-from token_vendor.token_endpoint import TokenEndpoint
+from token_vendor.adapters.aic.token_endpoint import TokenEndpoint
+from token_vendor.kernel.errors import UpstreamUnavailable
 
 pytestmark = pytest.mark.integration
 

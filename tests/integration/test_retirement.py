@@ -14,10 +14,10 @@ from local.lambda_context import LocalContext
 from local.stack import LocalStack
 from tests.integration.conftest import FakeWall, Recorder, budget
 from tests.integration.test_http import POLICY, load
-from token_vendor.cached_token import fingerprint
-from token_vendor.errors import InvalidRequest, UpstreamUnavailable
-from token_vendor.scopes import normalise_scopes
-from token_vendor.vend_request import DIRECT_CALLER, VendRequest
+from token_vendor.kernel.cached_token import fingerprint
+from token_vendor.kernel.errors import InvalidRequest, UpstreamUnavailable
+from token_vendor.kernel.scopes import normalise_scopes
+from token_vendor.kernel.vend_request import DIRECT_CALLER, VendRequest
 
 pytestmark = pytest.mark.integration
 
@@ -175,7 +175,7 @@ def test_an_item_whose_stored_fingerprint_was_altered_cannot_loop_a_reporter(
 ) -> None:
     """A table writer changes the item's clear fingerprint: the retirement's condition then never holds.
     The reporter gets a retryable error promptly instead of spinning until its deadline."""
-    from token_vendor.cached_token import cache_key
+    from token_vendor.adapters.aws.item_format import cache_key
 
     vendor = make_vendor(sleeps=[])
     old = vendor.vend(plain("fr:idm:*"), budget()).token.access_token

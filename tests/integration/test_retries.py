@@ -12,9 +12,9 @@ import pytest
 from local.aic_standin import Fault
 from local.stack import LocalStack
 from tests.integration.conftest import Recorder, budget, direct
-from token_vendor.deadline import Deadline
-from token_vendor.errors import UpstreamRejected, UpstreamUnavailable
-from token_vendor.token_endpoint import TokenEndpoint
+from token_vendor.adapters.aic.token_endpoint import TokenEndpoint
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import UpstreamRejected, UpstreamUnavailable
 
 pytestmark = pytest.mark.integration
 
@@ -151,7 +151,7 @@ def test_no_attempt_or_wait_goes_past_the_deadline(fresh_stack: LocalStack) -> N
 
 
 def _assertion(stack: LocalStack) -> Any:
-    from token_vendor.assertion import sign_assertion
+    from token_vendor.adapters.aic.assertion import sign_assertion
 
     return sign_assertion(
         stack.key,

@@ -27,10 +27,10 @@ from local.lambda_invoke import LocalLambda
 from local.stack import LocalStack, public_jwk
 from tests.integration.conftest import budget, direct
 from tests.leak_canary import CANARY
-from token_vendor.assertion import sign_assertion
-from token_vendor.errors import UpstreamRejected
-from token_vendor.key_source import parse_secret
-from token_vendor.token_endpoint import TokenEndpoint
+from token_vendor.adapters.aic.assertion import sign_assertion
+from token_vendor.adapters.aic.token_endpoint import TokenEndpoint
+from token_vendor.adapters.aws.key_source import parse_secret
+from token_vendor.kernel.errors import UpstreamRejected
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -168,7 +168,7 @@ def test_finish_refuses_a_pending_key_that_never_passed_a_test(
     fresh_stack: LocalStack, secret_id: str
 ) -> None:
     """Issue 30: the rotation function's finish promoted a version whose test never passed."""
-    from token_vendor.errors import InvalidRequest
+    from token_vendor.kernel.errors import InvalidRequest
     from token_vendor.rotation import Rotation
 
     rotation = Rotation(secret_id, fresh_stack.client("secretsmanager"))
@@ -183,7 +183,7 @@ def test_finish_refuses_a_pending_key_that_never_passed_a_test(
 
 
 def test_a_failed_test_takes_back_an_earlier_pass(fresh_stack: LocalStack, secret_id: str) -> None:
-    from token_vendor.errors import InvalidRequest
+    from token_vendor.kernel.errors import InvalidRequest
     from token_vendor.rotation import Rotation
 
     rotation = Rotation(secret_id, fresh_stack.client("secretsmanager"))

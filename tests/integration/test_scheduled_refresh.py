@@ -12,18 +12,18 @@ from local.aic_standin import Fault
 from local.stack import TENANT, LocalStack
 from tests.integration.conftest import FakeWall, Recorder, budget, direct
 from tests.integration.test_hardening import _item
-from token_vendor.aws_budget import BoundedClient
-from token_vendor.cached_token import cache_key
-from token_vendor.deadline import Deadline
-from token_vendor.scheduled_refresh import (
+from token_vendor.adapters.aws.bounded_client import BoundedClient
+from token_vendor.adapters.aws.item_format import cache_key
+from token_vendor.adapters.aws.token_table import RecentScopeSet, TokenTable
+from token_vendor.adapters.aws.use_records import ScanSlice, refresh_counter_key
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.vend.scheduled_refresh import (
     MAX_REFRESHES_PER_MINUTE,
     MAX_REFRESHES_PER_RUN,
     MAX_SCAN_PAGES_PER_RUN,
     ScheduledRefresher,
 )
-from token_vendor.table_use import ScanSlice, refresh_counter_key
-from token_vendor.token_table import RecentScopeSet, TokenTable
-from token_vendor.vending import TokenVendor
+from token_vendor.vend.vending import TokenVendor
 
 pytestmark = pytest.mark.integration
 
@@ -246,7 +246,7 @@ def test_attempts_per_run_are_bounded() -> None:
 def test_the_handler_answers_counts_never_a_token(
     function_env: Any, invoke: Any, fresh_stack: LocalStack
 ) -> None:
-    from token_vendor.errors import InvalidRequest
+    from token_vendor.kernel.errors import InvalidRequest
 
     function_env(DIRECT_INVOKE_SCOPES="")  # the schedule needs none: it hands nothing out
     result = invoke({"refresh": "due"})

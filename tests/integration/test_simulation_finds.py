@@ -17,12 +17,12 @@ from local.aic_standin import Fault
 from local.stack import LocalStack
 from tests.integration.conftest import FakeWall, budget, direct
 from tests.integration.test_retirement import report
-from token_vendor.cached_token import cache_key
-from token_vendor.deadline import Deadline
-from token_vendor.errors import UpstreamRejected
-from token_vendor.fleet_lease import LEASE_CLOCK_TOLERANCE, exchange_deadline
-from token_vendor.table_item import TableEntry
-from token_vendor.vendor_state import MIN_WORK_SECONDS
+from token_vendor.adapters.aws.item_format import LEASE_CLOCK_TOLERANCE, cache_key
+from token_vendor.adapters.aws.table_item import TableEntry
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import UpstreamRejected
+from token_vendor.vend.context import MIN_WORK_SECONDS
+from token_vendor.vend.fleet_lease import exchange_deadline
 
 pytestmark = pytest.mark.integration
 
@@ -203,8 +203,8 @@ def test_a_request_left_without_time_for_the_table_does_not_mint_beside_the_flee
     With less than MIN_WORK_SECONDS left, no exchange starts: the caller gets UpstreamUnavailable."""
     from botocore.exceptions import ClientError
 
-    from token_vendor.aws_budget import BoundedClient
-    from token_vendor.errors import UpstreamUnavailable
+    from token_vendor.adapters.aws.bounded_client import BoundedClient
+    from token_vendor.kernel.errors import UpstreamUnavailable
 
     make_vendor(sleeps=[]).vend(direct("fr:idm:*"), budget())  # the fleet's token, stored
     clock = [0.0]
@@ -234,8 +234,8 @@ def test_a_waiter_left_without_time_to_try_the_lease_does_not_mint_beside_the_ho
     and woke with 0.05 s left; its next lease attempt was never sent (no time left), the vendor took that
     for table trouble and minted on its own beside the holder, which then stored its token: two
     exchanges in one cycle. With less than MIN_WORK_SECONDS left, no exchange starts."""
-    from token_vendor.aws_budget import BoundedClient
-    from token_vendor.errors import UpstreamUnavailable
+    from token_vendor.adapters.aws.bounded_client import BoundedClient
+    from token_vendor.kernel.errors import UpstreamUnavailable
 
     key = _key(make_vendor())
     assert make_vendor().table.try_lease(key, "holder-1", 30.0, None).granted  # another container mints
@@ -270,7 +270,7 @@ def test_a_report_while_the_table_fails_keeps_to_the_rejection_its_environment_r
     that came while DynamoDB failed replaced the token without the table, and asked AIC again at once."""
     from botocore.exceptions import ClientError
 
-    from token_vendor.aws_budget import BoundedClient
+    from token_vendor.adapters.aws.bounded_client import BoundedClient
 
     client = fresh_stack.client("dynamodb")
     failing = [False]

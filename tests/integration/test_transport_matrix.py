@@ -36,12 +36,12 @@ from tests.integration.token_servers import (
     serve_stdlib,
     serve_waitress,
 )
-from token_vendor.assertion import Assertion
-from token_vendor.bounded_http import endpoint_pool
-from token_vendor.deadline import Deadline
-from token_vendor.errors import UpstreamUnavailable
-from token_vendor.settings import load_egress
-from token_vendor.token_endpoint import TokenEndpoint
+from token_vendor.adapters.aic.assertion import Assertion
+from token_vendor.adapters.aic.token_endpoint import TokenEndpoint
+from token_vendor.adapters.http.bounded_http import endpoint_pool
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import UpstreamUnavailable
+from token_vendor.kernel.settings import load_egress
 
 pytestmark = pytest.mark.integration
 

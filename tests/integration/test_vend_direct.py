@@ -12,8 +12,8 @@ import pytest
 import urllib3
 
 from local.stack import LocalStack, private_jwk, public_jwk
-from token_vendor.assertion import sign_assertion
-from token_vendor.errors import ConfigurationError, InvalidRequest, InvalidScope, UpstreamRejected
+from token_vendor.adapters.aic.assertion import sign_assertion
+from token_vendor.kernel.errors import ConfigurationError, InvalidRequest, InvalidScope, UpstreamRejected
 
 pytestmark = pytest.mark.integration
 

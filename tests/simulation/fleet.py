@@ -31,23 +31,24 @@ from tests.simulation.world import (
     SimDynamoDB,
     SimKMS,
 )
-from token_vendor import fleet_lease, retirement
-from token_vendor.assertion import Assertion
-from token_vendor.aws_budget import BoundedClient
-from token_vendor.cached_token import CachedToken, cache_key, fingerprint
-from token_vendor.coordination import KeyLocks
-from token_vendor.deadline import Deadline
-from token_vendor.envelope import Envelope
-from token_vendor.errors import TokenVendorError
-from token_vendor.key_source import ServiceAccountKey, key_from_jwk
-from token_vendor.kms_signer import KmsSigner
-from token_vendor.memory_cache import MemoryCache
-from token_vendor.runtime import compose_vendor
-from token_vendor.scopes import normalise_scopes
-from token_vendor.settings import load_settings
-from token_vendor.token_endpoint import TokenEndpoint, _Retryable, map_oauth_error
-from token_vendor.vend_request import DIRECT_CALLER, VendRequest
-from token_vendor.vending import Clocks, TokenVendor
+from token_vendor.adapters.aic.assertion import Assertion
+from token_vendor.adapters.aic.token_endpoint import TokenEndpoint, _Retryable, map_oauth_error
+from token_vendor.adapters.aws.bounded_client import BoundedClient
+from token_vendor.adapters.aws.envelope import Envelope
+from token_vendor.adapters.aws.item_format import cache_key
+from token_vendor.adapters.aws.key_source import ServiceAccountKey, key_from_jwk
+from token_vendor.adapters.aws.kms_signer import KmsSigner
+from token_vendor.kernel.cached_token import CachedToken, fingerprint
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import TokenVendorError
+from token_vendor.kernel.scopes import normalise_scopes
+from token_vendor.kernel.settings import load_settings
+from token_vendor.kernel.vend_request import DIRECT_CALLER, VendRequest
+from token_vendor.vend import fleet_lease, retirement
+from token_vendor.vend.locks import KeyLocks
+from token_vendor.vend.memory_cache import MemoryCache
+from token_vendor.vend.vending import Clocks, TokenVendor
+from token_vendor.wiring import compose_vendor
 
 TENANT = "openam-sim.id.forgerock.io"
 TABLE = "sim-tokens"
@@ -384,7 +385,7 @@ def _schedule(
     scheduler: Scheduler, vendor: TokenVendor, scenario: Scenario, referee: Referee
 ) -> Callable[[], None]:
     """EventBridge Scheduler's runs: one soon, then every minute, each with its own 30 s deadline."""
-    from token_vendor.scheduled_refresh import ScheduledRefresher
+    from token_vendor.vend.scheduled_refresh import ScheduledRefresher
 
     class NoMetrics:
         def add_metric(self, name: str, unit: str, value: float) -> None:

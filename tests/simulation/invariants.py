@@ -21,7 +21,7 @@ from __future__ import annotations
 from tests.simulation.referee import Referee
 from tests.simulation.scenarios import Outcome, Scenario
 from tests.simulation.world import Observations
-from token_vendor.cached_token import fingerprint
+from token_vendor.kernel.cached_token import fingerprint
 
 STABLE_NAMES = {
     "InvalidRequest",

@@ -18,7 +18,7 @@ import random
 from dataclasses import dataclass, field
 
 from tests.simulation.signing import draws_keyless
-from token_vendor.cached_token import CachedToken
+from token_vendor.kernel.cached_token import CachedToken
 
 SCOPE_SETS = ("fr:idm:*", "fr:am:* fr:idm:*")
 FLAVOURS = ("plain",) * 6 + ("flap", "boundary", "brownout", "reports", "cycles", "refused", "stalls")

@@ -11,8 +11,8 @@ from tests.simulation.fleet import history_digest, run_history
 from tests.simulation.scenarios import FLAVOURS, draw_scenario
 from tests.simulation.simulate import PLAIN_SEEDS, REGRESSION_SEEDS, explore, quiet, run_seeds
 from tests.simulation.weakenings import WEAKENINGS, weakened
-from token_vendor.token_table import TokenTable
-from token_vendor.vending import TokenVendor
+from token_vendor.adapters.aws.token_table import TokenTable
+from token_vendor.vend.vending import TokenVendor
 
 pytestmark = pytest.mark.integration
 

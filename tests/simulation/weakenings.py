@@ -16,12 +16,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from token_vendor import fleet_lease, token_table
-from token_vendor.deadline import Deadline
-from token_vendor.minting import Minter
-from token_vendor.token_table import TokenTable
-from token_vendor.vending import TokenVendor
-from token_vendor.vendor_state import VendContext
+from token_vendor.adapters.aws import item_format, token_table
+from token_vendor.adapters.aws.token_table import TokenTable
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.vend import fleet_lease
+from token_vendor.vend.context import VendContext
+from token_vendor.vend.minting import Minter
+from token_vendor.vend.vending import TokenVendor
 
 ALWAYS = "(attribute_exists(pk) OR attribute_not_exists(pk))"
 
@@ -65,7 +66,7 @@ def _retire_breaking(self: TokenTable, key: str, holder: str, *args: Any, **kwar
             TableName=self._table,
             Key={"pk": {"S": key}},
             UpdateExpression="REMOVE expires_at, #t, token_ct, token_nonce, token_key, fingerprint",
-            ConditionExpression=fleet_lease.FENCE,
+            ConditionExpression=item_format.FENCE,
             ExpressionAttributeNames={"#t": "token"},
             ExpressionAttributeValues={":h": {"S": holder}},
         )
@@ -85,11 +86,11 @@ _ORIGINAL: dict[str, Any] = {
 WEAKENINGS: dict[str, Weakening] = {
     "fence": Weakening(
         "a token is stored only by the holder of the lease",
-        lambda: [(fleet_lease, "FENCE", f"(lease_holder = :h OR {ALWAYS})")],
+        lambda: [(item_format, "FENCE", f"(lease_holder = :h OR {ALWAYS})")],
     ),
     "lease": Weakening(
         "only one holder of the lease at a time",
-        lambda: [(fleet_lease, "LEASE_FREE", f"({ALWAYS} OR :now = :far OR :num = :num)")],
+        lambda: [(item_format, "LEASE_FREE", f"({ALWAYS} OR :now = :far OR :num = :num)")],
     ),
     "rate-limit": Weakening(
         "a scope set is retired at most once per MIN_REFRESH_INTERVAL_SECONDS",

@@ -78,9 +78,9 @@ CALL_SITES: dict[tuple[str, str, str], frozenset[str]] = {
     ("token_table", "renew", "update_item"): VENDING,
     ("token_table", "store", "put_item"): VENDING,
     ("token_table", "release", "update_item"): VENDING,
-    ("table_use", "note_vended", "update_item"): VENDING,
-    ("table_use", "recently_vended", "scan"): frozenset({VENDOR}),  # the scheduled refresh only
-    ("table_use", "_counted", "update_item"): frozenset({VENDOR}),  # the scheduled refresh's fleet count
+    ("use_records", "note_vended", "update_item"): VENDING,
+    ("use_records", "recently_vended", "scan"): frozenset({VENDOR}),  # the scheduled refresh only
+    ("use_records", "_counted", "update_item"): frozenset({VENDOR}),  # the scheduled refresh's fleet count
     # Keyless (issue 35): the vending roles resolve the alias, read the public key and sign. The rotation
     # function resolves and reads too; it signs only with a pending key whose policy aic-token rotate
     # writes for that one test (not the stack's key: its policy lets only the vending roles sign).
@@ -131,8 +131,8 @@ def test_the_call_sites_listed_are_exactly_the_calls_in_the_code() -> None:
 
 def _envelope_of(env: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> tuple[str, dict[str, str]]:
     """The key and encryption context the vendor's own code builds from the function's environment."""
-    from token_vendor import runtime
-    from token_vendor.settings import load_settings
+    from token_vendor import wiring as runtime
+    from token_vendor.kernel.settings import load_settings
 
     seen: dict[str, Any] = {}
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from local.aws import load_template
-from token_vendor.settings import parse_caller_policy
+from token_vendor.kernel.settings import parse_caller_policy
 
 REPO = Path(__file__).resolve().parents[2]
 SAM_PYTHON = REPO / ".venv-sam" / "bin" / "python"

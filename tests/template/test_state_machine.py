@@ -77,7 +77,7 @@ def test_a_retried_error_is_raised_by_its_stable_name(
     invoke: Any, fresh_stack: Any, task: dict[str, Any]
 ) -> None:
     from local.aic_standin import Fault
-    from token_vendor.errors import UpstreamUnavailable
+    from token_vendor.kernel.errors import UpstreamUnavailable
 
     fresh_stack.standin.set_sticky_fault(Fault("status", status=503, retry_after="30"))  # no in-process wait
     with pytest.raises(UpstreamUnavailable) as caught:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from local.aws import load_template
-from token_vendor.partitions import botocore_partitions
-from token_vendor.settings import load_settings
+from token_vendor.kernel.partitions import botocore_partitions
+from token_vendor.kernel.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 

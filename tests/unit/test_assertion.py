@@ -6,7 +6,7 @@ from typing import Any
 import jwt
 import pytest
 
-from token_vendor.assertion import build_claims, sign_assertion
+from token_vendor.adapters.aic.assertion import build_claims, sign_assertion
 
 AUD = "https://tenant.example.com:443/am/oauth2/access_token"
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from token_vendor.caller_policy import CallerPolicy, glob_matches, normalise_principal
+from token_vendor.access.caller_policy import CallerPolicy, glob_matches, normalise_principal
 
 POLICY = CallerPolicy(
     {

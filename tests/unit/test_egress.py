@@ -8,9 +8,9 @@ import botocore.utils
 import certifi
 import pytest
 
-from token_vendor.bounded_http import proxy_for
-from token_vendor.errors import ConfigurationError
-from token_vendor.settings import load_egress
+from token_vendor.adapters.http.bounded_http import proxy_for
+from token_vendor.kernel.errors import ConfigurationError
+from token_vendor.kernel.settings import load_egress
 
 
 def test_lower_case_wins_and_an_empty_lower_case_turns_the_proxy_off() -> None:

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.leak_canary import FIGURES
-from token_vendor.errors import InvalidRequest, InvalidScope
-from token_vendor.scopes import MAX_SCOPE_LENGTH, MAX_SCOPES, normalise_scopes
-from token_vendor.vend_request import parse_document, parse_json_body, parse_query
+from token_vendor.kernel.errors import InvalidRequest, InvalidScope
+from token_vendor.kernel.scopes import MAX_SCOPE_LENGTH, MAX_SCOPES, normalise_scopes
+from token_vendor.kernel.vend_request import parse_document, parse_json_body, parse_query
 
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 
@@ -140,8 +140,8 @@ answers = (
 def test_any_answer_is_a_sane_token_or_upstream_unavailable(answer: Any) -> None:
     import json
 
-    from token_vendor.errors import UpstreamUnavailable
-    from token_vendor.token_endpoint import MAX_EXPIRES_IN, parse_token_response
+    from token_vendor.adapters.aic.token_endpoint import MAX_EXPIRES_IN, parse_token_response
+    from token_vendor.kernel.errors import UpstreamUnavailable
 
     FIGURES["fuzz_examples"] += 1
     try:
@@ -290,7 +290,7 @@ def _says_why(error: Exception) -> None:
 
 
 def _parse_identity(identity: Any) -> Any:
-    from token_vendor.identity_proof import parse_proof
+    from token_vendor.adapters.aws.identity_proof import parse_proof
 
     return parse_proof(identity, sts_url=PROOF_STS, audience="token-vendor", now=PROOF_NOW)
 
@@ -298,7 +298,7 @@ def _parse_identity(identity: Any) -> Any:
 @settings(FUZZ, max_examples=800)
 @given(proof=identities)
 def test_any_identity_is_a_proof_for_this_vendor_or_refused(proof: Any) -> None:
-    from token_vendor.errors import AccessDenied
+    from token_vendor.kernel.errors import AccessDenied
 
     FIGURES["fuzz_examples"] += 1
     try:
@@ -334,12 +334,12 @@ PROVEN_ARN = "arn:aws:sts::123456789012:assumed-role/reporting/fuzz"
 def proving_handler(monkeypatch: pytest.MonkeyPatch) -> Any:
     import json
 
-    from token_vendor import app, vending
-    from token_vendor.bounded_http import Answer
-    from token_vendor.cached_token import CachedToken
-    from token_vendor.identity_proof import ProofVerifier
-    from token_vendor.runtime import Runtime
-    from token_vendor.vendor_state import Vended
+    from token_vendor import app
+    from token_vendor.adapters.aws.identity_proof import ProofVerifier
+    from token_vendor.adapters.http.bounded_http import Answer
+    from token_vendor.kernel.cached_token import CachedToken, Vended
+    from token_vendor.vend import vending
+    from token_vendor.wiring import Runtime
 
     for name, value in {
         "TENANT_FQDN": "openam-example.id.forgerock.io",
@@ -395,7 +395,7 @@ def test_any_identity_sent_to_the_handler_is_served_or_refused_and_sts_sees_only
     proving_handler: Any, identity: Any
 ) -> None:
     from local.lambda_context import LocalContext
-    from token_vendor.errors import AccessDenied
+    from token_vendor.kernel.errors import AccessDenied
 
     FIGURES["fuzz_examples"] += 1
     handler, sent, served = proving_handler

@@ -6,7 +6,7 @@ import pytest
 from botocore.session import Session
 
 from token_client.identity import REUSE_SECONDS, IdentityProver, audience_for
-from token_vendor.identity_proof import parse_proof
+from token_vendor.adapters.aws.identity_proof import parse_proof
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from token_vendor.bounded_http import Answer
-from token_vendor.deadline import Deadline
-from token_vendor.errors import AccessDenied, ConfigurationError, InvalidRequest
-from token_vendor.identity_proof import BODY, Proof, ProofVerifier, parse_proof
+from token_vendor.adapters.aws.identity_proof import BODY, Proof, ProofVerifier, parse_proof
+from token_vendor.adapters.http.bounded_http import Answer
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import AccessDenied, ConfigurationError, InvalidRequest
 
 STS = "https://sts.us-east-1.amazonaws.com/"
 HOST = "sts.us-east-1.amazonaws.com"

@@ -11,8 +11,8 @@ from botocore.stub import Stubber
 from cryptography.hazmat.primitives import serialization
 
 from local.stack import private_jwk
-from token_vendor.errors import ConfigurationError, UpstreamUnavailable
-from token_vendor.key_source import KeySource, parse_secret
+from token_vendor.adapters.aws.key_source import KeySource, parse_secret
+from token_vendor.kernel.errors import ConfigurationError, UpstreamUnavailable
 
 SECRET_ID = "aic/service-account"
 # A PEM frame around garbage (spelled in parts so no scanner mistakes it for a committed key).

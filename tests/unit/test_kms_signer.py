@@ -11,11 +11,11 @@ import jwt
 import pytest
 from moto import mock_aws
 
-from token_vendor.assertion import sign_assertion, sign_assertion_with
-from token_vendor.errors import ConfigurationError
-from token_vendor.key_source import ServiceAccountKey
-from token_vendor.kms_signer import KmsSigner
-from token_vendor.settings import load_settings
+from token_vendor.adapters.aic.assertion import sign_assertion, sign_assertion_with
+from token_vendor.adapters.aws.key_source import ServiceAccountKey
+from token_vendor.adapters.aws.kms_signer import KmsSigner
+from token_vendor.kernel.errors import ConfigurationError
+from token_vendor.kernel.settings import load_settings
 
 AUD = "https://tenant.example.com:443/am/oauth2/access_token"
 

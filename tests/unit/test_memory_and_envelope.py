@@ -5,9 +5,10 @@ from typing import Any
 
 import pytest
 
-from token_vendor.cached_token import CachedToken, cache_key, fingerprint
-from token_vendor.envelope import Envelope, EnvelopeError
-from token_vendor.memory_cache import MemoryCache
+from token_vendor.adapters.aws.envelope import Envelope, EnvelopeError
+from token_vendor.adapters.aws.item_format import cache_key
+from token_vendor.kernel.cached_token import CachedToken, fingerprint
+from token_vendor.vend.memory_cache import MemoryCache
 
 
 def test_the_memory_cache_is_bounded_and_evicts_the_least_recently_used() -> None:

@@ -8,11 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from token_vendor import observability
-from token_vendor.cached_token import CachedToken
-from token_vendor.errors import InvalidScope
-from token_vendor.vend_request import VendRequest
-from token_vendor.vending import Vended
+from token_vendor.kernel import observability
+from token_vendor.kernel.cached_token import CachedToken, Vended
+from token_vendor.kernel.errors import InvalidScope
+from token_vendor.kernel.vend_request import VendRequest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,7 +74,7 @@ def test_metrics_outside_an_invocation_are_dropped_and_nothing_is_written() -> N
 
 def test_powertools_is_imported_only_when_the_function_first_logs() -> None:
     code = (
-        "import sys, logging\nfrom token_vendor import observability\n"
+        "import sys, logging\nfrom token_vendor.kernel import observability\n"
         "print('aws_lambda_powertools' in sys.modules)\n"
         "logging.getLogger('token_vendor').getChild('x').warning('first', extra={'reason': 'r'})\n"
         "print('aws_lambda_powertools' in sys.modules)\n"

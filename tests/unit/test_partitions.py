@@ -11,8 +11,8 @@ import botocore.session
 import pytest
 
 from token_client.transports import region_of, service_of
-from token_vendor.errors import ConfigurationError
-from token_vendor.settings import load_settings
+from token_vendor.kernel.errors import ConfigurationError
+from token_vendor.kernel.settings import load_settings
 
 BASE = {
     "TENANT_FQDN": "openam-example-ew2.id.forgerock.io",

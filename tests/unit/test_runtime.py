@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from token_vendor.errors import ConfigurationError
-from token_vendor.runtime import Runtime
+from token_vendor.kernel.errors import ConfigurationError
+from token_vendor.wiring import Runtime
 
 VALID = {
     "TENANT_FQDN": "openam-example.id.forgerock.io",

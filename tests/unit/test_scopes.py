@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from token_vendor.errors import InvalidRequest, InvalidScope
-from token_vendor.scopes import check_allowed, normalise_scopes
+from token_vendor.kernel.errors import InvalidRequest, InvalidScope
+from token_vendor.kernel.scopes import check_allowed, normalise_scopes
 
 
 @pytest.mark.parametrize(

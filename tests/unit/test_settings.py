@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from token_vendor.errors import ConfigurationError
-from token_vendor.settings import load_settings
+from token_vendor.kernel.errors import ConfigurationError
+from token_vendor.kernel.settings import load_settings
 
 BASE = {
     "TENANT_FQDN": "openam-example-ew2.id.forgerock.io",

@@ -1,4 +1,4 @@
-"""Issue 37: what a SnapStart restore redoes (token_vendor/snapshot.py), without a fork.
+"""Issue 37: what a SnapStart restore redoes (token_vendor/kernel/snapshot.py), without a fork.
 
 A restore, unlike a fork, re-seeds nothing by itself and calls only the runtime's hook: these tests call
 what that hook calls (``snapshot.renew``) and check its effect. The fork stand-in for a whole restore runs
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from token_vendor import snapshot
-from token_vendor.aws_budget import BoundedClient
-from token_vendor.token_endpoint import TokenEndpoint
-from token_vendor.watchdog import Watchdog
+from token_vendor.adapters.aic.token_endpoint import TokenEndpoint
+from token_vendor.adapters.aws.bounded_client import BoundedClient
+from token_vendor.adapters.http.watchdog import Watchdog
+from token_vendor.kernel import snapshot
 
 
 def _draws(rng: random.Random) -> list[float]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from token_vendor.errors import UpstreamUnavailable
-from token_vendor.token_endpoint import map_oauth_error, parse_retry_after, parse_token_response
+from token_vendor.adapters.aic.token_endpoint import map_oauth_error, parse_retry_after, parse_token_response
+from token_vendor.kernel.errors import UpstreamUnavailable
 
 
 def test_aics_unsupported_scope_is_reported_by_scope_name() -> None:

@@ -4,8 +4,8 @@ import base64
 
 import pytest
 
-from token_vendor.errors import InvalidRequest, InvalidScope
-from token_vendor.vend_request import parse_document, parse_json_body, parse_query
+from token_vendor.kernel.errors import InvalidRequest, InvalidScope
+from token_vendor.kernel.vend_request import parse_document, parse_json_body, parse_query
 
 
 def test_a_direct_event() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from token_vendor.cached_token import cache_key
-from token_vendor.coordination import MAX_REMEMBERED_REJECTIONS, KeyLocks, RememberedRejections
-from token_vendor.token_table import Rejection
+from token_vendor.adapters.aws.item_format import cache_key
+from token_vendor.adapters.aws.token_table import Rejection
+from token_vendor.vend.locks import MAX_REMEMBERED_REJECTIONS, KeyLocks, RememberedRejections
 
 
 def test_a_key_waited_for_keeps_its_one_lock_however_many_other_keys_come_and_go() -> None:

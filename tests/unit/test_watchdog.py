@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from token_vendor.watchdog import Watchdog, shut_down
+from token_vendor.adapters.http.watchdog import Watchdog, shut_down
 
 
 class Clock:

@@ -17,12 +17,12 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from token_vendor import observability, snapshot
-from token_vendor.deadline import Deadline
-from token_vendor.errors import InternalError, InvalidRequest, TokenVendorError
-from token_vendor.results import token_result
-from token_vendor.runtime import Runtime
-from token_vendor.vend_request import DIRECT_CALLER, VendRequest, parse_document
+from token_vendor.fronts.answers import token_result
+from token_vendor.kernel import observability, snapshot
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import InternalError, InvalidRequest, TokenVendorError
+from token_vendor.kernel.vend_request import DIRECT_CALLER, VendRequest, parse_document
+from token_vendor.wiring import Runtime
 
 _runtime = Runtime()
 _runtime.prepare()  # Lambda's init phase: settings and AWS clients, before the first request
@@ -90,7 +90,7 @@ def http_handler(event: Any, context: Any) -> dict[str, Any]:
             raise error
         global _http_front
         if _http_front is None:
-            from token_vendor.http_api import HttpFront
+            from token_vendor.fronts.http_api import HttpFront
 
             _http_front = HttpFront(current_runtime)
         result: dict[str, Any] = _http_front.handle(event, context)

@@ -18,14 +18,14 @@ import time
 import uuid
 from typing import Any
 
-from token_vendor import aws_budget
-from token_vendor.assertion import Assertion, sign_assertion_with
-from token_vendor.deadline import Deadline
-from token_vendor.errors import InvalidRequest
-from token_vendor.kms_signer import KmsKey, KmsSigner
-from token_vendor.scopes import normalise_scopes
-from token_vendor.settings import Settings
-from token_vendor.token_endpoint import TokenEndpoint
+from token_vendor.adapters.aic.assertion import Assertion, sign_assertion_with
+from token_vendor.adapters.aic.token_endpoint import TokenEndpoint
+from token_vendor.adapters.aws import bounded_client as aws_budget
+from token_vendor.adapters.aws.kms_signer import KmsKey, KmsSigner
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import InvalidRequest
+from token_vendor.kernel.scopes import normalise_scopes
+from token_vendor.kernel.settings import Settings
 
 _KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]{1,64}")
 

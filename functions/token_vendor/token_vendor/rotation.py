@@ -30,13 +30,18 @@ from typing import Any
 import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from token_vendor.assertion import sign_assertion
-from token_vendor.deadline import Deadline
-from token_vendor.errors import ConfigurationError, InvalidRequest, TokenVendorError, UpstreamUnavailable
-from token_vendor.key_source import ServiceAccountKey, parse_secret
-from token_vendor.scopes import normalise_scopes
-from token_vendor.settings import load_settings
-from token_vendor.token_endpoint import TokenEndpoint
+from token_vendor.adapters.aic.assertion import sign_assertion
+from token_vendor.adapters.aic.token_endpoint import TokenEndpoint
+from token_vendor.adapters.aws.key_source import ServiceAccountKey, parse_secret
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import (
+    ConfigurationError,
+    InvalidRequest,
+    TokenVendorError,
+    UpstreamUnavailable,
+)
+from token_vendor.kernel.scopes import normalise_scopes
+from token_vendor.kernel.settings import load_settings
 
 ACTIONS = ("status", "create", "test", "finish")
 # A custom staging label, "AIC accepted this pending key": a label sits on one version at a time, so it names

@@ -20,32 +20,32 @@ from typing import TYPE_CHECKING, Any, cast
 
 import botocore.session
 
-from token_vendor import snapshot
-from token_vendor.authorization import Authorizer
-from token_vendor.aws_budget import CLIENT_CONFIG, BoundedClient
-from token_vendor.bounded_http import endpoint_pool
-from token_vendor.coordination import KeyLocks
-from token_vendor.envelope import Envelope
-from token_vendor.errors import ConfigurationError
-from token_vendor.fleet_lease import LEASE_SECONDS, FleetLease
-from token_vendor.key_source import KeySource
-from token_vendor.memory_cache import MemoryCache
-from token_vendor.minting import Minter
-from token_vendor.retirement import Retirement
-from token_vendor.settings import Egress, Settings, load_egress, load_settings
-from token_vendor.signer import Signer
-from token_vendor.token_endpoint import TokenEndpoint
-from token_vendor.token_table import TokenTable
-from token_vendor.vending import SlowPath, TokenVendor
-from token_vendor.vendor_state import CacheHealth, Clocks, MetricsSink, NoMetrics, VendContext
+from token_vendor.access.authorization import Authorizer
+from token_vendor.adapters.aic.token_endpoint import TokenEndpoint
+from token_vendor.adapters.aws.bounded_client import CLIENT_CONFIG, BoundedClient
+from token_vendor.adapters.aws.envelope import Envelope
+from token_vendor.adapters.aws.key_source import KeySource
+from token_vendor.adapters.aws.token_table import TokenTable
+from token_vendor.adapters.http.bounded_http import endpoint_pool
+from token_vendor.kernel import snapshot
+from token_vendor.kernel.errors import ConfigurationError
+from token_vendor.kernel.settings import Egress, Settings, load_egress, load_settings
+from token_vendor.kernel.signer import Signer
+from token_vendor.vend.context import CacheHealth, Clocks, MetricsSink, NoMetrics, VendContext
+from token_vendor.vend.fleet_lease import LEASE_SECONDS, FleetLease
+from token_vendor.vend.locks import KeyLocks
+from token_vendor.vend.memory_cache import MemoryCache
+from token_vendor.vend.minting import Minter
+from token_vendor.vend.retirement import Retirement
+from token_vendor.vend.vending import SlowPath, TokenVendor
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-    from token_vendor.identity_proof import ProofVerifier
-    from token_vendor.scheduled_refresh import ScheduledRefresher
+    from token_vendor.adapters.aws.identity_proof import ProofVerifier
+    from token_vendor.vend.scheduled_refresh import ScheduledRefresher
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 
@@ -125,7 +125,7 @@ def build_vendor(
     else:
         logger.warning("TOKEN_CACHE_KEY_ID is not set: cached tokens are stored unencrypted")
     keys = _signer(settings, session)
-    from token_vendor.observability import METRICS
+    from token_vendor.kernel.observability import METRICS
 
     return compose_vendor(
         settings,
@@ -146,7 +146,7 @@ def _signer(settings: Settings, session: botocore.session.Session) -> Signer:
     otherwise the key read from Secrets Manager. Clients are created on first use: a cold start served
     from the table never needs them."""
     if settings.signing_key_id:
-        from token_vendor.kms_signer import KmsSigner
+        from token_vendor.adapters.aws.kms_signer import KmsSigner
 
         return KmsSigner(
             settings.signing_key_id,
@@ -194,7 +194,7 @@ class Runtime:
         self.prepare()  # the egress settings (a bad one fails the invocation on the vendor anyway)
         with self._lock:
             if self._verifier is None:
-                from token_vendor.identity_proof import ProofVerifier  # on the first proof only
+                from token_vendor.adapters.aws.identity_proof import ProofVerifier  # on the first proof only
 
                 pool = endpoint_pool(self._egress or Egress())
                 self._verifier = ProofVerifier(pool=pool, clock=time.time)
@@ -205,8 +205,8 @@ class Runtime:
         vendor = self.vendor()
         with self._lock:
             if self._refresher is None:
-                from token_vendor.observability import METRICS
-                from token_vendor.scheduled_refresh import ScheduledRefresher
+                from token_vendor.kernel.observability import METRICS
+                from token_vendor.vend.scheduled_refresh import ScheduledRefresher
 
                 self._refresher = ScheduledRefresher(
                     vendor,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from token_vendor.caller_policy import CallerPolicy, normalise_principal, scopes_match
-from token_vendor.errors import AccessDenied
-from token_vendor.scopes import check_allowed
-from token_vendor.settings import Settings
-from token_vendor.vend_request import DIRECT_CALLER, VendRequest
+from token_vendor.access.caller_policy import CallerPolicy, normalise_principal, scopes_match
+from token_vendor.kernel.errors import AccessDenied
+from token_vendor.kernel.scopes import check_allowed
+from token_vendor.kernel.settings import Settings
+from token_vendor.kernel.vend_request import DIRECT_CALLER, VendRequest
 
 
 class Authorizer:

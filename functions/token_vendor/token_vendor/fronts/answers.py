@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from token_vendor.vendor_state import Vended
+from token_vendor.kernel.cached_token import Vended
 
 
 def token_result(vended: Vended, now: float) -> dict[str, Any]:

@@ -23,8 +23,9 @@ from aws_lambda_powertools.event_handler import (
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
-from token_vendor.deadline import Deadline
-from token_vendor.errors import (
+from token_vendor.fronts.answers import token_result
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import (
     AccessDenied,
     ConfigurationError,
     InternalError,
@@ -34,10 +35,9 @@ from token_vendor.errors import (
     TokenVendorError,
     UpstreamUnavailable,
 )
-from token_vendor.observability import current_request_id, note_http_error, note_refusal, note_vend
-from token_vendor.results import token_result
-from token_vendor.runtime import Runtime
-from token_vendor.vend_request import VendRequest, parse_document, parse_json_body, parse_query
+from token_vendor.kernel.observability import current_request_id, note_http_error, note_refusal, note_vend
+from token_vendor.kernel.vend_request import VendRequest, parse_document, parse_json_body, parse_query
+from token_vendor.wiring import Runtime
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 

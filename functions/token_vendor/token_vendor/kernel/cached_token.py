@@ -1,14 +1,9 @@
-"""What the caches hold, and the cache key (CONTRACT section 8)."""
+"""What the caches hold (CONTRACT section 8); the cache key is the table item's (adapters/aws/item_format)."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-
-from token_vendor.scopes import Scopes
-
-# A DynamoDB partition key is at most 2048 bytes; 20 scopes of 128 characters would not fit.
-_MAX_PLAIN_KEY = 1024
 
 
 @dataclass(frozen=True)
@@ -31,12 +26,12 @@ def fingerprint(access_token: str) -> str:
     return hashlib.sha256(access_token.encode()).hexdigest()[:12]
 
 
-def cache_key(tenant: str, account: str, scopes: Scopes) -> str:
-    """One key per (tenant, account, normalised scope set); never shared with a superset."""
-    scope_part = " ".join(scopes)
-    key = f"{tenant}|{account}|{scope_part}"
-    if len(key.encode()) > _MAX_PLAIN_KEY:
-        # '"' can appear in no scope (RFC 6749 section 3.3), so no requested scope set can spell this key:
-        # a request for the single scope "sha256:H" must not read the hashed set's token.
-        key = f'{tenant}|{account}|"sha256" {hashlib.sha256(scope_part.encode()).hexdigest()}'
-    return key
+@dataclass(frozen=True)
+class Vended:
+    """What a vend hands the front: the token, where it came from, and what the vend retired."""
+
+    token: CachedToken
+    tier: str  # memory | table | minted | stale
+    jti: str | None = None
+    retired: str | None = None  # the fingerprint this vend retired (CONTRACT section 5)
+    retire_rate_limited: bool = False  # a report within MIN_REFRESH_INTERVAL_SECONDS of the last retirement

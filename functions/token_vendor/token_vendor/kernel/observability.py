@@ -18,10 +18,9 @@ import threading
 import time
 from typing import Any, TextIO
 
-from token_vendor.cached_token import fingerprint
-from token_vendor.errors import TokenVendorError
-from token_vendor.vend_request import VendRequest
-from token_vendor.vendor_state import Vended
+from token_vendor.kernel.cached_token import Vended, fingerprint
+from token_vendor.kernel.errors import TokenVendorError
+from token_vendor.kernel.vend_request import VendRequest
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "token_vendor"
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "TokenVendor"

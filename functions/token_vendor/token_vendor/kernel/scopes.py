@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from token_vendor.errors import InvalidRequest, InvalidScope
+from token_vendor.kernel.errors import InvalidRequest, InvalidScope
 
 MAX_SCOPE_LENGTH = 128
 MAX_SCOPES = 20

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from token_vendor.errors import ConfigurationError, InvalidScope
-from token_vendor.partitions import sts_endpoint
-from token_vendor.scopes import Scopes, normalise_scopes
+from token_vendor.kernel.errors import ConfigurationError, InvalidScope
+from token_vendor.kernel.partitions import sts_endpoint
+from token_vendor.kernel.scopes import Scopes, normalise_scopes
 
 MAX_VALIDITY_SECONDS = 840  # AIC tokens live 899 s; leave a minute for the caller to use one
 

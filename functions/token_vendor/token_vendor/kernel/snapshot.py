@@ -45,10 +45,10 @@ SNAPSHOT_IMPORTS = (
     "jwt",
     "cryptography.hazmat.primitives.serialization",
     "cryptography.hazmat.primitives.asymmetric.rsa",
-    "token_vendor.http_api",
-    "token_vendor.identity_proof",
+    "token_vendor.fronts.http_api",
+    "token_vendor.adapters.aws.identity_proof",
     "xml.etree.ElementTree",
-    "token_vendor.scheduled_refresh",
+    "token_vendor.vend.scheduled_refresh",
     "aws_lambda_powertools.logging",
 )
 

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from token_vendor.errors import InvalidRequest
-from token_vendor.scopes import Scopes, normalise_scopes
-from token_vendor.settings import MAX_VALIDITY_SECONDS
+from token_vendor.kernel.errors import InvalidRequest
+from token_vendor.kernel.scopes import Scopes, normalise_scopes
+from token_vendor.kernel.settings import MAX_VALIDITY_SECONDS
 
 DIRECT_CALLER = "direct"
 MAX_BODY_BYTES = 16 * 1024

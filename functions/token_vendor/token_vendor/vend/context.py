@@ -23,19 +23,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from token_vendor.cached_token import CachedToken
-from token_vendor.deadline import Deadline
-from token_vendor.errors import (
+from token_vendor.kernel.cached_token import CachedToken, Vended
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import (
     CacheUnavailable,
     InvalidRequest,
 )
-from token_vendor.memory_cache import MemoryCache
-from token_vendor.settings import Settings
-from token_vendor.vend_request import VendRequest
+from token_vendor.kernel.settings import Settings
+from token_vendor.kernel.vend_request import VendRequest
+from token_vendor.vend.memory_cache import MemoryCache
 
 if TYPE_CHECKING:  # the table is below the lease, which is below this module
-    from token_vendor.table_item import Retired, TableEntry
-    from token_vendor.token_table import TokenTable
+    from token_vendor.adapters.aws.table_item import Retired, TableEntry
+    from token_vendor.adapters.aws.token_table import TokenTable
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 
@@ -59,15 +59,6 @@ class MetricsSink(Protocol):
 class NoMetrics:
     def add_metric(self, name: str, unit: str, value: float) -> None:
         return None
-
-
-@dataclass(frozen=True)
-class Vended:
-    token: CachedToken
-    tier: str  # memory | table | minted | stale
-    jti: str | None = None
-    retired: str | None = None  # the fingerprint this vend retired (CONTRACT section 5)
-    retire_rate_limited: bool = False  # a report within MIN_REFRESH_INTERVAL_SECONDS of the last retirement
 
 
 @dataclass

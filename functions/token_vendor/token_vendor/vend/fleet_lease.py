@@ -1,8 +1,9 @@
 """The fleet lease (DESIGN step 4; token_table's timeline): one exchange per scope set per refresh cycle.
 
-This module is the lease's one owner: its constants (length, margin, polling, the refresh's backoff), the
-clock tolerance, the conditions the table writes it under (free, fence) and when it is held, and the loop
-that takes it (``FleetLease``). ``token_table`` and ``table_item`` read them from here.
+This module owns the lease's loop (``FleetLease``: take, renew, wait, serve the item) and its pace (length,
+polling, the refresh's backoff). What the lease is on the item (the clock tolerance, the holder's margin, the
+conditions it is written under, when it is held) is the item format's (``adapters/aws/item_format.py``),
+which the table and ``aic-token cache`` read as well.
 
 Rules: only the holder of the lease mints, and never past its lease (its work ends by the earlier of the
 deadline and the lease, and it renews the lease, fenced, before each retry); a refresh while the cached
@@ -16,33 +17,28 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from token_vendor.deadline import Deadline
-from token_vendor.errors import (
+from token_vendor.adapters.aws.item_format import LEASE_MARGIN_SECONDS
+from token_vendor.kernel.cached_token import Vended
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import (
     CacheUnavailable,
     InvalidRequest,
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from token_vendor.vendor_state import (
-    MIN_WORK_SECONDS,
-    SCHEDULE_CALLER,
-    Pending,
-    VendContext,
-    Vended,
-)
+from token_vendor.vend.context import MIN_WORK_SECONDS, SCHEDULE_CALLER, Pending, VendContext
 
 if TYPE_CHECKING:  # the table reads this module's rules: only its shapes are named here
-    from token_vendor.minting import Minter
-    from token_vendor.table_item import TableEntry
+    from token_vendor.adapters.aws.table_item import TableEntry
+    from token_vendor.vend.minting import Minter
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 
 # The lease is short so that a dead holder costs little; a live holder renews it before each retry and
 # never works past it (CONTRACT section 8: "a lease holder never works past its lease").
 LEASE_SECONDS = 10.0
-LEASE_MARGIN_SECONDS = 0.5  # the holder's work ends this much before its lease does
 POLL_FIRST = 0.05
 POLL_MAX = 0.5
 # While another container may be minting, a failed table call is retried this many times before this
@@ -52,44 +48,6 @@ MAX_TABLE_FAILURES = 3
 REFRESH_ATTEMPT_SECONDS = 2.0
 BACKOFF_FIRST_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 60.0
-# A lease is taken over only this long after it ended by the taker's clock: with the holder's margin (0.5 s),
-# two containers whose clocks differ by up to 4 s never hold it at once (found by simulation, seed 37: a
-# holder 2 s behind was taken over mid-exchange by one 1 s ahead, and AIC minted twice).
-MAX_CLOCK_DIFFERENCE = 4.0  # the most two containers' clocks may differ (the simulation skews each by ±2 s)
-LEASE_CLOCK_TOLERANCE = MAX_CLOCK_DIFFERENCE - LEASE_MARGIN_SECONDS
-# A lease further ahead than this code ever writes is forged: ignored.
-MAX_LEASE_SECONDS = 30.0
-# Keeps an item that only ever held a lease or a rejection from lingering forever.
-_LEASE_ITEM_TTL = 3600
-# The lease is free: absent, lapsed (by more than the clocks of two containers may differ), forged (further
-# ahead than any holder sets) or malformed. ``token_table`` reads it from here at each call.
-LEASE_FREE = (
-    "(attribute_not_exists(lease_until) OR lease_until < :lapsed OR lease_until > :far"
-    " OR NOT attribute_type(lease_until, :num))"
-)
-# The fence: a token is written only by the holder of the lease (a lapsed holder taken over writes nothing).
-FENCE = "lease_holder = :h"
-# A renewal: only by the holder, only while its lease has not ended.
-RENEWABLE = "lease_holder = :h AND lease_until >= :now"
-
-
-def lease_values(holder: str, seconds: float, now: float) -> dict[str, Any]:
-    """What every lease write sets and checks: holder, end, a TTL past the lease, and the free-lease test."""
-    return {
-        ":h": {"S": holder},
-        ":u": {"N": repr(now + seconds)},
-        ":now": {"N": repr(now)},
-        ":lapsed": {"N": repr(now - LEASE_CLOCK_TOLERANCE)},
-        ":ttl": {"N": str(int(now + seconds) + _LEASE_ITEM_TTL)},
-        ":far": {"N": repr(now + MAX_LEASE_SECONDS)},
-        ":num": {"S": "N"},
-    }
-
-
-def lease_held(lease_until: float | None, now: float) -> bool:
-    """Someone holds the lease, as ``LEASE_FREE`` judges it: until LEASE_CLOCK_TOLERANCE after its end by
-    our clock."""
-    return lease_until is not None and lease_until >= now - LEASE_CLOCK_TOLERANCE
 
 
 class FleetLease:

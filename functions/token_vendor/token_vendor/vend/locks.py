@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from token_vendor.token_table import Rejection
+from token_vendor.adapters.aws.token_table import Rejection
 
 MAX_REMEMBERED_REJECTIONS = 256
 

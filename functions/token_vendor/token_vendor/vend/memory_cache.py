@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from token_vendor.cached_token import CachedToken
+from token_vendor.kernel.cached_token import CachedToken
 
 DEFAULT_MAX_ENTRIES = 256
 RECHECK_SECONDS = 60.0

@@ -14,31 +14,30 @@ import logging
 import time
 from collections.abc import Callable
 
-from token_vendor.assertion import Assertion, sign_assertion_with
-from token_vendor.cached_token import CachedToken
-from token_vendor.coordination import RememberedRejections
-from token_vendor.deadline import Deadline
-from token_vendor.errors import (
+from token_vendor.adapters.aic.assertion import Assertion, sign_assertion_with
+from token_vendor.adapters.aic.token_endpoint import IssuedToken, TokenEndpoint
+from token_vendor.adapters.aws.token_table import (
+    ANY_VERSION,
+    Rejection,
+)
+from token_vendor.kernel.cached_token import CachedToken, Vended
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import (
     ConfigurationError,
     TokenVendorError,
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from token_vendor.signer import Signer, SigningKey
-from token_vendor.token_endpoint import IssuedToken, TokenEndpoint
-from token_vendor.token_table import (
-    ANY_VERSION,
-    Rejection,
-)
-from token_vendor.vend_request import VendRequest
-from token_vendor.vendor_state import (
+from token_vendor.kernel.signer import Signer, SigningKey
+from token_vendor.kernel.vend_request import VendRequest
+from token_vendor.vend.context import (
     KEY_RECHECK_SECONDS,
     NEGATIVE_CACHE_SECONDS,
     ROTATION_CODES,
     Pending,
     VendContext,
-    Vended,
 )
+from token_vendor.vend.locks import RememberedRejections
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 

@@ -14,33 +14,27 @@ import secrets
 from collections.abc import Callable
 from dataclasses import replace
 
-from token_vendor.cached_token import CachedToken, fingerprint
-from token_vendor.deadline import Deadline
-from token_vendor.errors import (
+from token_vendor.adapters.aws.item_format import LEASE_MARGIN_SECONDS
+from token_vendor.adapters.aws.token_table import (
+    CacheUnavailable,
+    Retired,
+    TableEntry,
+)
+from token_vendor.kernel.cached_token import CachedToken, Vended, fingerprint
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from token_vendor.fleet_lease import (
-    LEASE_MARGIN_SECONDS,
+from token_vendor.kernel.vend_request import VendRequest
+from token_vendor.vend.context import MAX_LOCAL_RETIREMENTS, MIN_WORK_SECONDS, Pending, VendContext
+from token_vendor.vend.fleet_lease import (
     POLL_FIRST,
     POLL_MAX,
     FleetLease,
     exchange_deadline,
 )
-from token_vendor.minting import Minter
-from token_vendor.token_table import (
-    CacheUnavailable,
-    Retired,
-    TableEntry,
-)
-from token_vendor.vend_request import VendRequest
-from token_vendor.vendor_state import (
-    MAX_LOCAL_RETIREMENTS,
-    MIN_WORK_SECONDS,
-    Pending,
-    VendContext,
-    Vended,
-)
+from token_vendor.vend.minting import Minter
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 

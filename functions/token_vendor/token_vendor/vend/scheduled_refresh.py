@@ -27,13 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from token_vendor import aws_budget
-from token_vendor.cached_token import cache_key, fingerprint
-from token_vendor.deadline import Deadline
-from token_vendor.errors import InvalidScope, TokenVendorError
-from token_vendor.scopes import Scopes, normalise_scopes
-from token_vendor.table_use import ScanSlice, refresh_counter_key
-from token_vendor.token_table import CacheUnavailable, RecentScopeSet
+from token_vendor.adapters.aws import bounded_client as aws_budget
+from token_vendor.adapters.aws.item_format import cache_key
+from token_vendor.adapters.aws.token_table import CacheUnavailable, RecentScopeSet
+from token_vendor.adapters.aws.use_records import ScanSlice, refresh_counter_key
+from token_vendor.kernel.cached_token import fingerprint
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import InvalidScope, TokenVendorError
+from token_vendor.kernel.scopes import Scopes, normalise_scopes
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 

@@ -8,26 +8,23 @@ mints, so there is one exchange per key per refresh cycle however many container
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
-from token_vendor import aws_budget
-from token_vendor.authorization import Authorizer
-from token_vendor.cached_token import CachedToken, cache_key, fingerprint
-from token_vendor.coordination import KeyLocks
-from token_vendor.deadline import Deadline
-from token_vendor.errors import (
-    UpstreamUnavailable,
-)
-from token_vendor.fleet_lease import FleetLease
-from token_vendor.minting import Minter
-from token_vendor.retirement import Retirement
-from token_vendor.scopes import Scopes, check_allowed
-from token_vendor.settings import Settings
-from token_vendor.token_table import (
+from token_vendor.adapters.aws import bounded_client as aws_budget
+from token_vendor.adapters.aws.item_format import cache_key
+from token_vendor.adapters.aws.token_table import (
     CacheUnavailable,
     TokenTable,
 )
-from token_vendor.vend_request import VendRequest
-from token_vendor.vendor_state import (
+from token_vendor.kernel.cached_token import CachedToken, Vended, fingerprint
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import (
+    UpstreamUnavailable,
+)
+from token_vendor.kernel.scopes import Scopes, check_allowed
+from token_vendor.kernel.settings import Settings
+from token_vendor.kernel.vend_request import VendRequest
+from token_vendor.vend.context import (
     MAX_LOCAL_RETIREMENTS,
     MIN_WORK_SECONDS,
     RECORD_EVERY_SECONDS,
@@ -35,9 +32,12 @@ from token_vendor.vendor_state import (
     Clocks,
     Pending,
     VendContext,
-    Vended,
     fresher,
 )
+from token_vendor.vend.fleet_lease import FleetLease
+from token_vendor.vend.locks import KeyLocks
+from token_vendor.vend.minting import Minter
+from token_vendor.vend.retirement import Retirement
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 
@@ -111,6 +111,12 @@ class SlowPath:
         return self._lease.lease_or_wait(pending)
 
 
+class Authorize(Protocol):
+    """Who may have which scope: the access wing's ``Authorizer``, handed in by the wiring (it sits above)."""
+
+    def authorize(self, request: VendRequest) -> None: ...
+
+
 class TokenVendor:
     """The facade: authorize, vend, and the scheduled refresh's entry points."""
 
@@ -121,7 +127,7 @@ class TokenVendor:
         self,
         context: VendContext,
         *,
-        authorizer: Authorizer,
+        authorizer: Authorize,
         slow_path: SlowPath,
         retirement: Retirement,
         minter: Minter,

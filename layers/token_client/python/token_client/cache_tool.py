@@ -2,76 +2,29 @@
 
 Needs DynamoDB permissions on the table only (``dynamodb:Scan`` for status, ``dynamodb:Scan`` and
 ``dynamodb:DeleteItem`` for flush): fingerprints, expiries, leases and rejections are stored in clear, so
-no KMS call is made and no token is ever read or printed.
+no KMS call is made and no token is ever read or printed. The item is read by the vendor's own rules
+(``item_format.py``, a generated copy of the vendor's): the same cache key, and a lease held as the vendor
+judges it (until its clock tolerance after its end).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from token_client.errors import AccessDenied, SetupError, TransportError
+from token_client.item_format import STATUS_ATTRIBUTES, CachedSet, describe, key_names
 from token_client.transports import REFUSED_CREDENTIALS, local_problem
 
 
-@dataclass(frozen=True)
-class CachedSet:
-    key: str
-    scopes: str  # the scope set, or '"sha256" <hash>' for a long one
-    seconds_left: int | None  # None: no token stored
-    fingerprint: str | None
-    lease_held: bool
-    rejection: str | None  # the remembered upstream error code
-    rejection_seconds_left: int | None
-    last_retired: str | None  # fingerprint of the last retired token
-    last_retired_seconds_ago: int | None
-    key_version: str | None = None  # the secret version whose key minted the stored token
-
-
-def _number(item: dict[str, Any], name: str) -> float | None:
-    try:
-        return float(item[name]["N"]) if name in item else None
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def _string(item: dict[str, Any], name: str) -> str | None:
-    value = item.get(name, {}).get("S")
-    return value if isinstance(value, str) else None
-
-
-def scope_parts(scopes: Iterable[str]) -> set[str]:
-    """The ways the vendor's cache key may spell a scope set: plain, or hashed when the key is too long."""
-    joined = " ".join(sorted({s for part in scopes for s in part.split()}))
-    return {joined, f'"sha256" {hashlib.sha256(joined.encode()).hexdigest()}'}
-
-
-def describe(item: dict[str, Any], now: float) -> CachedSet:
-    key = _string(item, "pk") or ""
-    expires_at = _number(item, "expires_at")
-    lease_until = _number(item, "lease_until")
-    neg_until = _number(item, "neg_until")
-    retired_at = _number(item, "retired_at")
-    live_token = expires_at is not None and expires_at > now
-    live_rejection = neg_until is not None and neg_until > now
-    return CachedSet(
-        key=key,
-        scopes=key.split("|", 2)[-1],
-        seconds_left=int(expires_at - now) if live_token and expires_at is not None else None,
-        fingerprint=_string(item, "fingerprint") if live_token else None,
-        lease_held=lease_until is not None and lease_until > now,
-        rejection=_string(item, "neg_code") if live_rejection else None,
-        rejection_seconds_left=int(neg_until - now) if live_rejection and neg_until is not None else None,
-        last_retired=_string(item, "retired_fp"),
-        last_retired_seconds_ago=int(now - retired_at) if retired_at is not None else None,
-        key_version=_string(item, "key_version") if live_token else None,
-    )
+def normalise(scopes: Iterable[str]) -> list[str]:
+    """The scope set as the vendor normalises it (split on spaces, de-duplicated, sorted)."""
+    return sorted({s for part in scopes for s in part.split()})
 
 
 class CacheTool:
@@ -99,8 +52,7 @@ class CacheTool:
             while True:
                 page = self._client.scan(
                     TableName=self._table,
-                    ProjectionExpression="pk, expires_at, fingerprint, lease_until, neg_until, neg_code, "
-                    "retired_fp, retired_at, key_version",
+                    ProjectionExpression=", ".join(STATUS_ATTRIBUTES),
                     ConsistentRead=True,
                     **({"ExclusiveStartKey": start} if start else {}),
                 )
@@ -142,8 +94,8 @@ class CacheTool:
         keys = [item["pk"]["S"] for item in self._items()]
         if scopes is None:
             return keys
-        wanted = scope_parts(scopes)
-        return [key for key in keys if key.split("|", 2)[-1] in wanted]
+        wanted = normalise(scopes)
+        return [key for key in keys if key_names(key, wanted)]
 
     def flush(self, keys: list[str]) -> int:
         try:

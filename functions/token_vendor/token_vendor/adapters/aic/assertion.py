@@ -10,12 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from token_vendor.signer import b64url
+from token_vendor.kernel.signer import b64url
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-    from token_vendor.signer import SigningKey
+    from token_vendor.kernel.signer import SigningKey
 
 # AIC accepts any exp up to 15 minutes ahead; a short-lived assertion is worth less if it leaks.
 DEFAULT_LIFETIME_SECONDS = 180

@@ -21,12 +21,13 @@ from urllib.parse import urlencode, urlsplit
 import urllib3
 import urllib3.connection
 
-from token_vendor import bounded_http, snapshot
-from token_vendor.assertion import Assertion
-from token_vendor.deadline import Deadline
-from token_vendor.errors import RetryableAttempt as _Retryable  # a failed attempt worth another
-from token_vendor.errors import UpstreamRejected, UpstreamUnavailable
-from token_vendor.scopes import Scopes
+from token_vendor.adapters.aic.assertion import Assertion
+from token_vendor.adapters.http import bounded_http
+from token_vendor.kernel import snapshot
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import RetryableAttempt as _Retryable  # a failed attempt worth another
+from token_vendor.kernel.errors import UpstreamRejected, UpstreamUnavailable
+from token_vendor.kernel.scopes import Scopes
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 

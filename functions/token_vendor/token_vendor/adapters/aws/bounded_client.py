@@ -34,9 +34,9 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from token_vendor import snapshot
-from token_vendor.deadline import Deadline
-from token_vendor.errors import NoTimeLeft
+from token_vendor.kernel import snapshot
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import NoTimeLeft
 
 CONNECT_TIMEOUT = 0.5
 READ_TIMEOUT = 2.0

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from token_vendor.errors import EnvelopeError
+from token_vendor.kernel.errors import EnvelopeError
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient

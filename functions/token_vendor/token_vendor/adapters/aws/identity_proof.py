@@ -26,9 +26,9 @@ from typing import Any
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
-from token_vendor import bounded_http
-from token_vendor.deadline import Deadline
-from token_vendor.errors import AccessDenied, ConfigurationError, InvalidRequest, UpstreamUnavailable
+from token_vendor.adapters.http import bounded_http
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import AccessDenied, ConfigurationError, InvalidRequest, UpstreamUnavailable
 
 METHOD = "POST"
 BODY = "Action=GetCallerIdentity&Version=2011-06-15"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from token_vendor.errors import ConfigurationError, UpstreamUnavailable
+from token_vendor.kernel.errors import ConfigurationError, UpstreamUnavailable
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import rsa

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from token_vendor.errors import ConfigurationError, UpstreamUnavailable
-from token_vendor.signer import b64url_uint, jwk_thumbprint
+from token_vendor.kernel.errors import ConfigurationError, UpstreamUnavailable
+from token_vendor.kernel.signer import b64url_uint, jwk_thumbprint
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient

@@ -20,10 +20,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from token_vendor.cached_token import CachedToken
-from token_vendor.envelope import Envelope, Sealed
-from token_vendor.errors import CacheUnavailable, EnvelopeError
-from token_vendor.fleet_lease import MAX_CLOCK_DIFFERENCE, MAX_LEASE_SECONDS, lease_held
+from token_vendor.adapters.aws.envelope import Envelope, Sealed
+from token_vendor.adapters.aws.item_format import MAX_CLOCK_DIFFERENCE, MAX_LEASE_SECONDS, lease_held
+from token_vendor.kernel.cached_token import CachedToken
+from token_vendor.kernel.errors import CacheUnavailable, EnvelopeError
 
 logger = logging.getLogger("token_vendor").getChild(__name__)
 
@@ -34,7 +34,7 @@ MAX_PLAIN_EXPIRY_AHEAD = 3600
 MAX_CLOCK_SKEW = 60.0
 MAX_TOKEN_LIFETIME = 86_400.0  # the longest expires_in the vendor accepts from AIC (CONTRACT section 8)
 # A rejection or a refresh backoff further ahead than this code ever writes is forged: ignored (a lease:
-# fleet_lease.MAX_LEASE_SECONDS).
+# item_format.MAX_LEASE_SECONDS).
 MAX_REJECTION_SECONDS = 120.0
 MAX_BACKOFF_SECONDS = 120.0
 ANY_VERSION = "*"  # a rejection that holds whatever the secret version (invalid_scope)
@@ -62,7 +62,7 @@ class TableEntry:
     last_vended: float | None = None  # when a container last recorded a caller's vend (scheduled refresh)
 
     def lease_held(self, now: float) -> bool:
-        """Someone holds the lease, as the lease's condition judges it (fleet_lease.lease_held)."""
+        """Someone holds the lease, as the lease's condition judges it (item_format.lease_held)."""
         return lease_held(self.lease_until, now)
 
 

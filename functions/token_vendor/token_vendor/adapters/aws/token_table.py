@@ -23,13 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from token_vendor import fleet_lease
-from token_vendor.cached_token import CachedToken, fingerprint
-from token_vendor.deadline import Deadline
-from token_vendor.envelope import Envelope
-from token_vendor.errors import CacheUnavailable
-from token_vendor.fleet_lease import MAX_CLOCK_DIFFERENCE
-from token_vendor.table_item import (
+from token_vendor.adapters.aws import item_format
+from token_vendor.adapters.aws.envelope import Envelope
+from token_vendor.adapters.aws.item_format import MAX_CLOCK_DIFFERENCE
+from token_vendor.adapters.aws.table_item import (
     ANY_VERSION,
     MAX_BACKOFF_SECONDS,
     MAX_REJECTION_SECONDS,
@@ -43,7 +40,10 @@ from token_vendor.table_item import (
     _is_condition_failure,
     token_aad,
 )
-from token_vendor.table_use import ScanSlice, UseRecords
+from token_vendor.adapters.aws.use_records import ScanSlice, UseRecords
+from token_vendor.kernel.cached_token import CachedToken, fingerprint
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import CacheUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -63,7 +63,7 @@ __all__ = [
 ]
 
 
-# The lease's conditions (free, fence) and values are fleet_lease's, read from there at each call.
+# The lease's conditions (free, fence) and values are item_format's, read from there at each call.
 # No remembered rejection holds for this key version (CONTRACT section 8): absent, over, forged or malformed,
 # of another secret version than the one in use, or a code this vendor never writes (planted).
 _NO_REJECTION_HOLDS = (
@@ -158,10 +158,10 @@ class TokenTable:
         secret version than ``key_version`` does not hold (a rotated key gets its chance at once).
         """
         now = self._clock()
-        values = fleet_lease.lease_values(holder, seconds, now)
+        values = item_format.lease_values(holder, seconds, now)
         values.update(_rejection_values(now, key_version))
         conditions = [
-            fleet_lease.LEASE_FREE,
+            item_format.LEASE_FREE,
             _NO_REJECTION_HOLDS,
         ]
         if fresh_seconds is not None:
@@ -189,7 +189,7 @@ class TokenTable:
         still the stored one, the scope set was not retired within ``min_interval``, and no rejection of
         AIC's holds (a replacement would only be refused again)."""
         now = self._clock()
-        values = fleet_lease.lease_values(holder, seconds, now)
+        values = item_format.lease_values(holder, seconds, now)
         values.update(
             {
                 ":fp": {"S": rejected},
@@ -199,7 +199,7 @@ class TokenTable:
         )
         values.update(_rejection_values(now, key_version))
         conditions = [
-            fleet_lease.LEASE_FREE,
+            item_format.LEASE_FREE,
             _NO_REJECTION_HOLDS,
             "fingerprint = :fp",
             "(attribute_not_exists(retired_at) OR retired_at < :since OR retired_at > :future"
@@ -236,7 +236,7 @@ class TokenTable:
                 TableName=self._table,
                 Key={"pk": {"S": key}},
                 UpdateExpression="SET lease_until = :u",
-                ConditionExpression=fleet_lease.RENEWABLE,
+                ConditionExpression=item_format.RENEWABLE,
                 ExpressionAttributeValues={
                     ":h": {"S": holder},
                     ":u": {"N": repr(now + seconds)},
@@ -283,7 +283,7 @@ class TokenTable:
             self._client.put_item(
                 TableName=self._table,
                 Item=item,
-                ConditionExpression=fleet_lease.FENCE,
+                ConditionExpression=item_format.FENCE,
                 ExpressionAttributeValues={":h": {"S": holder}},
             )
         except ClientError as exc:

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from token_vendor.deadline import Deadline
-from token_vendor.table_item import (
+from token_vendor.adapters.aws.table_item import (
     MAX_CLOCK_SKEW,
     MAX_TOKEN_LIFETIME,
     RecentScopeSet,
@@ -30,6 +29,7 @@ from token_vendor.table_item import (
     _number,
     _string,
 )
+from token_vendor.kernel.deadline import Deadline
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

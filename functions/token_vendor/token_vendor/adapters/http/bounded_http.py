@@ -30,11 +30,11 @@ import urllib3
 import urllib3.connection
 from urllib3.util.ssl_match_hostname import CertificateError
 
-from token_vendor import snapshot
-from token_vendor.deadline import Deadline
-from token_vendor.errors import NoAnswer as NoAnswer  # noqa: PLC0414  (re-exported: callers catch bounded_http.NoAnswer)
-from token_vendor.settings import Egress
-from token_vendor.watchdog import Watchdog, shut_down
+from token_vendor.adapters.http.watchdog import Watchdog, shut_down
+from token_vendor.kernel import snapshot
+from token_vendor.kernel.deadline import Deadline
+from token_vendor.kernel.errors import NoAnswer as NoAnswer  # noqa: PLC0414  (re-exported: callers catch bounded_http.NoAnswer)
+from token_vendor.kernel.settings import Egress
 
 # Well below the 350 s after which AWS's NAT gateway forgets an idle flow (and below the idle timeouts of
 # common proxies and load balancers: nginx 75 s, squid 120 s ... ALB 60 s is equal, and harmless).
