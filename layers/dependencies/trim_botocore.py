@@ -19,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-# The clients the package creates (runtime.py: dynamodb, kms, secretsmanager; rotation.py: secretsmanager).
+# The clients the package creates (wiring.py: dynamodb, kms, secretsmanager; rotation.py: secretsmanager).
 # The STS endpoint of identity proofs comes from partitions.json (partitions.py), not from a client.
 SERVICES = ("dynamodb", "kms", "secretsmanager")
 

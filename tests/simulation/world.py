@@ -183,7 +183,7 @@ def client_error(code: str, operation: str, item: Item | None = None) -> ClientE
 
 
 class _Events:
-    """Enough of botocore's event system for ``aws_budget.BoundedClient`` to set each call's read timeout."""
+    """Enough of botocore's event system for ``BoundedClient`` to set each call's read timeout."""
 
     def __init__(self) -> None:
         self.handlers: list[Callable[..., None]] = []

@@ -20,7 +20,7 @@ from typing import Any
 
 from token_vendor.adapters.aic.assertion import Assertion, sign_assertion_with
 from token_vendor.adapters.aic.token_endpoint import TokenEndpoint
-from token_vendor.adapters.aws import bounded_client as aws_budget
+from token_vendor.adapters.aws import bounded_client
 from token_vendor.adapters.aws.kms_signer import KmsKey, KmsSigner
 from token_vendor.kernel.deadline import Deadline
 from token_vendor.kernel.errors import InvalidRequest
@@ -75,6 +75,6 @@ def keyless_step(
             key, settings.assertion_audience, now=time.time(), new_jti=lambda: str(uuid.uuid4())
         )
 
-    with aws_budget.within(deadline):
+    with bounded_client.within(deadline):
         issued = endpoint.exchange(sign, scopes, deadline, attempts=2)
     return {"accepted": True, "keyArn": key.version_id, "kid": key.kid, "expiresIn": issued.expires_in}

@@ -1,7 +1,7 @@
 """Wiring, once per execution environment: settings, AWS clients, the vendor's collaborators.
 
 ``compose_vendor`` is the one place the vendor's collaborators are built and handed to one another (the
-graph is drawn in ``vendor_state``'s docstring); ``build_vendor`` gives it the AWS clients.
+graph is drawn in ``vend/context``'s docstring); ``build_vendor`` gives it the AWS clients.
 
 Clients are created once and reused (never per invocation); they honour ``AWS_ENDPOINT_URL``, so the same
 code runs against the local moto server and against AWS. A bad setting is logged once, in one line that
@@ -51,7 +51,7 @@ logger = logging.getLogger("token_vendor").getChild(__name__)
 
 
 def _client(session: botocore.session.Session, service: str) -> Any:
-    """A client whose every call ends by the vend's deadline (aws_budget): timeouts and attempts come
+    """A client whose every call ends by the vend's deadline (bounded_client): timeouts and attempts come
     from the time left, not from fixed settings."""
     client = session.create_client(service, config=CLIENT_CONFIG)
     snapshot.after_restore(client.close)  # a copy of the process (SnapStart) opens its own connections
@@ -72,7 +72,7 @@ def compose_vendor(
     new_jti: Callable[[], str] = lambda: str(uuid.uuid4()),
     locks: KeyLocks | None = None,
 ) -> TokenVendor:
-    """The vendor's collaborators, each given what it uses (vendor_state's docstring draws the graph)."""
+    """The vendor's collaborators, each given what it uses (vend/context's docstring draws the graph)."""
     # "is None", never "or": an empty KeyLocks or MemoryCache is falsy (it has a length).
     metrics = metrics if metrics is not None else NoMetrics()
     clocks = clocks if clocks is not None else Clocks()

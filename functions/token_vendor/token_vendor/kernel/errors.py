@@ -24,7 +24,7 @@ handles it (a degraded path, a retry, or one of the errors a caller reads)::
         ├── NoAnswer                no complete HTTP answer (bounded_http): retried or UpstreamUnavailable
         └── RetryableAttempt        a failed exchange attempt worth another (token_endpoint)
     botocore.exceptions.BotoCoreError
-    └── NoTimeLeft                  no time left for another AWS call (aws_budget); a BotoCoreError, so
+    └── NoTimeLeft                  no time left for another AWS call (bounded_client); a BotoCoreError, so
                                     every adapter's botocore handling covers it
 """
 

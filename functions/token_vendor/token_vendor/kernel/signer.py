@@ -27,7 +27,7 @@ class SigningKey(Protocol):
 
     def sign(self, signing_input: bytes) -> bytes:
         """The RS256 signature (RSASSA-PKCS1-v1_5 with SHA-256) of a JWS signing input. AWS calls inside
-        end by the vend's deadline (``aws_budget.within``), like every other AWS call of the vend."""
+        end by the vend's deadline (``bounded_client.within``), like every other AWS call of the vend."""
         ...
 
 

@@ -4,7 +4,7 @@ less validity than asked), ``CacheHealth`` (how table trouble is told), and the 
 the collaborators (``Vended``, ``Clocks``, ``Pending``).
 
 The vendor is composed, not inherited; each collaborator takes what it uses in its constructor, and
-``runtime.compose_vendor`` is the one place that builds them::
+``wiring.compose_vendor`` is the one place that builds them::
 
     CacheHealth(settings, metrics)            TokenTable(..., on_misconfigured=health.misconfigured)
     VendContext(settings, table, memory, metrics, clocks, health)

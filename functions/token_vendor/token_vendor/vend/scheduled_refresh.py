@@ -7,12 +7,12 @@ one exchange per scope set fleet-wide, one attempt, the fleet's backoff and reme
 respected. It answers counts and fingerprints, never a token.
 
 Bounds (issue 30), whatever the table holds and however many runs are sent:
-- the scan reads at most ``MAX_SCAN_PAGES_PER_RUN`` pages of ``table_use.SCAN_PAGE_ITEMS`` items, in at
-  most ``SCAN_SHARE`` of the run's time, every call inside the run's deadline budget (``aws_budget``); the
+- the scan reads at most ``MAX_SCAN_PAGES_PER_RUN`` pages of ``use_records.SCAN_PAGE_ITEMS`` items, in at
+  most ``SCAN_SHARE`` of the run's time, every call inside the run's deadline budget (``bounded_client``); the
   next run in this execution environment carries on where this one stopped, so a large table is covered
   over successive runs;
 - a run refreshes at most ``MAX_REFRESHES_PER_RUN`` scope sets, and the fleet at most
-  ``MAX_REFRESHES_PER_MINUTE`` a minute (a counter item, ``table_use.take_refresh_slot``), so an outage
+  ``MAX_REFRESHES_PER_MINUTE`` a minute (a counter item, ``use_records.take_refresh_slot``), so an outage
   costs AIC at most that many attempts a minute however many runs anyone sends;
 - the run stops before its deadline (``MIN_RUN_SECONDS``) and answers a summary.
 
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from token_vendor.adapters.aws import bounded_client as aws_budget
+from token_vendor.adapters.aws import bounded_client
 from token_vendor.adapters.aws.item_format import cache_key
 from token_vendor.adapters.aws.token_table import CacheUnavailable, RecentScopeSet
 from token_vendor.adapters.aws.use_records import ScanSlice, refresh_counter_key
@@ -57,7 +57,7 @@ class Refreshing(Protocol):
 
 
 class RecentSource(Protocol):
-    """What the refresher needs of the table (``TokenTable``, through ``table_use.UseRecords``)."""
+    """What the refresher needs of the table (``TokenTable``, through ``use_records.UseRecords``)."""
 
     def recently_vended(
         self, since: float, deadline: Deadline, *, start: dict[str, Any] | None = None, pages: int = 10
@@ -127,7 +127,7 @@ class ScheduledRefresher:
         found = self._scan(deadline, summary)
         if found is None:
             return summary
-        with aws_budget.within(deadline):  # every AWS call of the run ends by its deadline
+        with bounded_client.within(deadline):  # every AWS call of the run ends by its deadline
             # The soonest to expire first: if the run is cut short, what matters most was done.
             for item in sorted(found.found, key=lambda r: r.expires_at or 0.0):
                 self._consider(item, deadline, summary)
@@ -137,7 +137,7 @@ class ScheduledRefresher:
         """This run's slice of the table, from where the last run stopped, in SCAN_SHARE of its time."""
         scan_deadline = deadline.earliest(Deadline.after(deadline.remaining() * SCAN_SHARE, deadline.clock))
         try:
-            with aws_budget.within(scan_deadline):
+            with bounded_client.within(scan_deadline):
                 found = self._table.recently_vended(
                     self._clock() - self._keep_warm,
                     scan_deadline,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from token_vendor.adapters.aws import bounded_client as aws_budget
+from token_vendor.adapters.aws import bounded_client
 from token_vendor.adapters.aws.item_format import cache_key
 from token_vendor.adapters.aws.token_table import (
     CacheUnavailable,
@@ -152,7 +152,7 @@ class TokenVendor:
     # -- the vend path ----------------------------------------------------------------------------
     def vend(self, request: VendRequest, deadline: Deadline) -> Vended:
         self.authorize(request)
-        with aws_budget.within(deadline):  # every AWS call of this vend ends by its deadline
+        with bounded_client.within(deadline):  # every AWS call of this vend ends by its deadline
             return self._vend(request, deadline)
 
     def _vend(self, request: VendRequest, deadline: Deadline) -> Vended:
@@ -214,7 +214,7 @@ class TokenVendor:
         key = cache_key(self.context.settings.tenant_fqdn, self.context.account_ref, scopes)
         need = float(self.context.settings.min_validity_seconds)
         wait = max(deadline.remaining() - MIN_WORK_SECONDS, 0.0)
-        with aws_budget.within(deadline), self._locks.hold(key, wait) as acquired:
+        with bounded_client.within(deadline), self._locks.hold(key, wait) as acquired:
             if not acquired:
                 return "fresh", None  # a caller of this container is refreshing it now
             vended = self._slow.serve(key, request, need, deadline, lookahead)

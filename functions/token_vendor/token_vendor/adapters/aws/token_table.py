@@ -112,7 +112,7 @@ class TokenTable:
         return self._table
 
     def note_vended(self, key: str, now: float) -> None:
-        """Record a caller's use of the scope set (table_use.UseRecords holds the rule)."""
+        """Record a caller's use of the scope set (use_records.UseRecords holds the rule)."""
         self._uses.note_vended(key, now)
 
     def recently_vended(
@@ -123,11 +123,11 @@ class TokenTable:
         start: dict[str, Any] | None = None,
         pages: int = 10,
     ) -> ScanSlice:
-        """Items a caller used after ``since``, in bounded pages (table_use.UseRecords holds the rule)."""
+        """Items a caller used after ``since``, in bounded pages (use_records.UseRecords holds the rule)."""
         return self._uses.recently_vended(since, deadline, start=start, pages=pages)
 
     def take_refresh_slot(self, key: str, limit: int) -> bool:
-        """One of the fleet's scheduled refreshes for this minute (table_use.UseRecords holds the rule)."""
+        """One of the fleet's scheduled refreshes for this minute (use_records.UseRecords holds the rule)."""
         return self._uses.take_refresh_slot(key, limit)
 
     def read(self, key: str) -> TableEntry:
