@@ -67,6 +67,44 @@ def test_an_alias_moved_to_another_key_is_followed_within_the_refresh_interval(k
     assert jwt.get_unverified_header(signed.jwt)["kid"] == key.kid
 
 
+class LateFirstAnswer:
+    """KMS whose first DescribeKey is answered only after the alias moved and another thread resolved it."""
+
+    def __init__(self, kms: Any, on_first: Any) -> None:
+        self._kms, self._on_first, self._calls = kms, on_first, 0
+
+    def describe_key(self, **kwargs: Any) -> Any:
+        self._calls += 1
+        answer = self._kms.describe_key(**kwargs)  # the alias as it was when the question was asked
+        if self._calls == 1:
+            self._on_first()  # meanwhile: the switch, the clock moves on, another thread resolves the new key
+        return answer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kms, name)
+
+
+def test_an_answer_about_the_alias_before_a_switch_never_pins_the_old_key_after_it(kms: Any) -> None:
+    """Full-suite find (the keyless rotation under load): two threads of a container resolve the alias
+    outside the lock; the one asked before the switch answered last, overwrote the new key with the old,
+    and stamped it fresh, so that container signed with the old key until its next re-check."""
+    first, second = rsa_signing_key(kms), rsa_signing_key(kms)
+    kms.create_alias(AliasName="alias/sig", TargetKeyId=first)
+    clock = Clock()
+
+    def switch() -> None:
+        kms.update_alias(AliasName="alias/sig", TargetKeyId=second)
+        clock.now += 301
+        assert signer.current().version_id == second  # a later question, answered first
+
+    signer = KmsSigner("alias/sig", LateFirstAnswer(kms, switch), account_id="acct", clock=clock)
+
+    signer.current()  # asked at 0, answered (the old key) after the switch
+    assert signer.current().version_id == second
+    clock.now += 299
+    assert signer.current().version_id == second
+
+
 def test_a_refused_key_re_resolves_the_alias_at_once(kms: Any) -> None:
     first, second = rsa_signing_key(kms), rsa_signing_key(kms)
     kms.create_alias(AliasName="alias/sig", TargetKeyId=first)

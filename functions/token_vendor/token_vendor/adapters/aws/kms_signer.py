@@ -158,7 +158,10 @@ class KmsSigner:
     def _resolve(self) -> KmsKey:
         # KMS is called outside the lock: a slow or stalled call must not hold the other threads of this
         # container past their deadlines (found by simulation, seed 20574; envelope.py does the same). Two
-        # threads may then both resolve the alias, which is harmless; the lock guards only the state.
+        # threads may then both resolve the alias; the lock guards only the state. An answer is as old as
+        # its question: it is stamped with the time it was asked, and never replaces an answer to a later
+        # question (an alias resolved before a switch, answered after it, must not pin the old key).
+        asked_at = self._clock()
         try:
             metadata = self._kms_client().describe_key(KeyId=self._key_id)["KeyMetadata"]
         except (ClientError, BotoCoreError) as exc:
@@ -175,7 +178,7 @@ class KmsSigner:
         with self._lock:
             known = self._key
             if known is not None and known.version_id == arn:
-                self._read_at = self._clock()
+                self._read_at = max(self._read_at, asked_at)
                 return known
         try:
             der = self._kms_client().get_public_key(KeyId=arn)["PublicKey"]
@@ -184,8 +187,10 @@ class KmsSigner:
         jwk = public_jwk_from_der(der)
         key = KmsKey(self._account_id, jwk["kid"], arn, jwk, self._sign)
         with self._lock:
+            if self._key is not None and asked_at < self._read_at:
+                return self._key  # a later question was answered first: its answer stands
             switched = self._key is not None and self._key.version_id != arn
-            self._key, self._read_at = key, self._clock()
+            self._key, self._read_at = key, asked_at
         if switched:
             logger.info("signing key switched", extra={"signing_key": arn, "kid": jwk["kid"]})
         return key
