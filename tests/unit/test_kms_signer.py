@@ -85,9 +85,10 @@ class LateFirstAnswer:
 
 
 def test_an_answer_about_the_alias_before_a_switch_never_pins_the_old_key_after_it(kms: Any) -> None:
-    """Full-suite find (the keyless rotation under load): two threads of a container resolve the alias
-    outside the lock; the one asked before the switch answered last, overwrote the new key with the old,
-    and stamped it fresh, so that container signed with the old key until its next re-check."""
+    """Full-suite find (the keyless rotation under load, slow under load): a DescribeKey asked before the
+    switch and answered after it was stamped with the time of its answer, so the container held the old key
+    as freshly checked until its next re-check; and with two threads resolving outside the lock, that late
+    answer also replaced the new key another thread had already installed."""
     first, second = rsa_signing_key(kms), rsa_signing_key(kms)
     kms.create_alias(AliasName="alias/sig", TargetKeyId=first)
     clock = Clock()
