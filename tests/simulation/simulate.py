@@ -54,8 +54,9 @@ ISSUE_30_SEEDS: tuple[int, ...] = (
     664350822,
 )
 # Issue 35 (keyless histories): 20574: a thread that stalled while resolving the signing key's alias held the
-# signer's lock, and another request of that container waited on it 7 s past its deadline.
-KEYLESS_SEEDS: tuple[int, ...] = (20574,)
+# signer's lock, and another request of that container waited on it 7 s past its deadline; 687842084: a
+# holder's kms:Sign used the rest of its lease and the exchange was sent 0.15 s after the lease ended.
+KEYLESS_SEEDS: tuple[int, ...] = (20574, 687842084)
 REGRESSION_SEEDS: tuple[int, ...] = (
     *PLAIN_SEEDS, 37, 48, 13, 508, 290, 4125, *ISSUE_30_SEEDS, *KEYLESS_SEEDS
 )  # fmt: skip

@@ -115,3 +115,25 @@ def test_retry_after_that_is_neither_delay_seconds_nor_a_date_is_ignored_or_capp
 def test_a_huge_retry_after_is_capped() -> None:
     assert parse_retry_after("999999999", now=0.0) == 60.0
     assert parse_retry_after("Wed, 21 Oct 2099 07:28:00 GMT", now=1445412480.0) == 60.0
+
+
+def test_an_assertion_whose_signing_used_the_time_left_is_never_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keyless signing is a kms:Sign round trip: when it ends past the deadline (a lease holder's work
+    ends with its lease), the exchange is not sent (simulation seed 687842084: a holder called AIC 0.15 s
+    after its lease ended, the KMS call having used the rest)."""
+    from token_vendor.adapters.aic.assertion import Assertion
+    from token_vendor.adapters.aic.token_endpoint import TokenEndpoint
+    from token_vendor.kernel.deadline import Deadline
+
+    now = [0.0]
+    endpoint = TokenEndpoint("http://127.0.0.1:1/token")
+    sent: list[object] = []
+    monkeypatch.setattr(endpoint, "_attempt", lambda *args: sent.append(args))
+
+    def slow_sign() -> Assertion:
+        now[0] += 2.0  # the KMS round trip
+        return Assertion("header.claims.signature", "jti-1")
+
+    with pytest.raises(UpstreamUnavailable, match="no time left"):
+        endpoint.exchange(slow_sign, ("fr:idm:*",), Deadline.after(1.5, lambda: now[0]))
+    assert sent == []

@@ -194,6 +194,8 @@ class TokenEndpoint:
             if deadline.remaining() < MIN_ATTEMPT_SECONDS:
                 break
             assertion = sign()  # a fresh jti for every attempt
+            if deadline.remaining() < MIN_ATTEMPT_SECONDS:
+                break  # signing (a kms:Sign round trip, keyless) used the time: never send past the deadline
             try:
                 token, expires_in, scope = self._attempt(assertion, scopes, deadline)
             except _Retryable as exc:
