@@ -11,7 +11,7 @@ import pytest
 from local.aic_standin import Fault
 from local.stack import TENANT, LocalStack
 from tests.integration.conftest import FakeWall, Recorder, budget, direct
-from tests.integration.test_hardening import _item
+from tests.integration.test_hostile_writers_and_callers import _item
 from token_vendor.adapters.aws.bounded_client import BoundedClient
 from token_vendor.adapters.aws.item_format import cache_key
 from token_vendor.adapters.aws.token_table import RecentScopeSet, TokenTable

@@ -22,7 +22,7 @@ from local.aic_standin import Fault
 from local.quiet_server import QuietThreadingHTTPServer
 from local.stack import LocalStack, new_rsa_key, public_jwk
 from tests.integration.conftest import FakeWall, Recorder, budget, direct
-from tests.integration.test_hardening import _item, _key
+from tests.integration.test_hostile_writers_and_callers import _item, _key
 from tests.integration.test_http import POLICY, load
 from tests.leak_canary import CANARY, FIGURES
 from token_vendor.kernel.cached_token import fingerprint
