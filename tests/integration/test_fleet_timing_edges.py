@@ -20,7 +20,7 @@ from tests.integration.test_retirement import report
 from token_vendor.adapters.aws.item_format import LEASE_CLOCK_TOLERANCE, cache_key
 from token_vendor.adapters.aws.table_item import TableEntry
 from token_vendor.kernel.deadline import Deadline
-from token_vendor.kernel.errors import UpstreamRejected
+from token_vendor.kernel.errors import UpstreamRejected, UpstreamUnavailable
 from token_vendor.vend.context import MIN_WORK_SECONDS
 from token_vendor.vend.fleet_lease import exchange_deadline
 
@@ -165,6 +165,51 @@ def test_a_reporter_waits_out_a_lapsed_lease_the_fleet_still_honours(
     assert served.token.access_token != old
     assert served.retired is not None
     assert fresh_stack.standin.exchanges == 1
+
+
+def test_a_retirement_that_retries_renews_its_lease_before_each_retry(
+    make_vendor: Any, fresh_stack: LocalStack
+) -> None:
+    """Soak (keyless, seed 687841730): a retirement's replacement mint retried after AIC's 503s without
+    renewing its lease; its third attempt reached AIC after another holder had taken the lease over. Every
+    holder that retries renews first, fenced by its own holder value."""
+    vendor = make_vendor()
+    old = vendor.vend(direct("fr:idm:*"), budget()).token.access_token
+    renewed: list[str] = []
+    real_renew = vendor.table.renew
+
+    def renew(key: str, holder: str, seconds: float) -> bool:
+        renewed.append(holder)
+        return real_renew(key, holder, seconds)
+
+    vendor.table.renew = renew  # type: ignore[method-assign]
+    fresh_stack.standin.reset_counters()
+    fresh_stack.standin.push_faults(Fault("status", status=503), Fault("status", status=503))
+
+    served = vendor.vend(report("fr:idm:*", old), budget(30))
+
+    assert served.retired is not None
+    assert served.token.access_token != old
+    assert fresh_stack.standin.token_requests == 3
+    assert len(renewed) == 2
+    assert len(set(renewed)) == 1
+
+
+def test_a_retirement_stops_retrying_once_another_holder_took_its_lease(
+    make_vendor: Any, fresh_stack: LocalStack
+) -> None:
+    """The same rule from the other side: a renewal refused (the lease was taken over) ends the
+    retirement's attempts; nothing more goes to AIC on a lease that is no longer ours."""
+    vendor = make_vendor()
+    old = vendor.vend(direct("fr:idm:*"), budget()).token.access_token
+    vendor.table.renew = lambda key, holder, seconds: False  # type: ignore[method-assign]
+    fresh_stack.standin.reset_counters()
+    fresh_stack.standin.push_faults(Fault("status", status=503), Fault("status", status=503))
+
+    with pytest.raises(UpstreamUnavailable):
+        vendor.vend(report("fr:idm:*", old), budget(30))
+
+    assert fresh_stack.standin.token_requests == 1
 
 
 def test_a_slow_use_record_never_serves_less_validity_than_asked(

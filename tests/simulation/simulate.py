@@ -21,45 +21,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from tests.simulation.fleet import History, history_digest, run_history
+from tests.simulation.regression_seeds import REGRESSION_SEEDS
 from tests.simulation.scenarios import draw_scenario
 from tests.simulation.weakenings import WEAKENINGS, describe
 
-# Seeds that once found a bug (or guard a fixed one): always run first. See docs/decisions.md, "Simulation".
-# 549: a container's remembered rejection hid the fleet's serving token; 551: a request waiting on another
-# request's slow path overran its deadline with a serving token in the table; 1518: a slow KMS call held the
-# data-key lock for every thread; 378: that fallback served a reporter the token it reported; 1903: a lease
-# winner minted again for a need AIC's short-lived tokens cannot meet; 7525: a lock waiter gave up too late.
-PLAIN_SEEDS: tuple[int, ...] = (549, 551, 1518, 378, 1903, 7525)
-# Issue 24's invariants: 37: a holder behind by 2 s was taken over mid-exchange by a clock 1 s ahead;
-# 48: a slow lease grant (a DynamoDB brownout) let the holder work past its lease; 13: every report of a
-# refused scope set asked AIC again; 508: a retirement by a clock ahead was read as planted; 290: a lease
-# winner re-minted a 300 s token stored a moment ago; 4125: a holder minted to its last moment and could
-# not store the token.
-# Issue 30 (found by soaks from random starts): 745592285 and 281993656: recording a use took a retried
-# write after the token was chosen, and the caller got 599.9 s for 600 asked; 826317362: a process that
-# stalled woke with 0.08 s left, could not read the table in time and minted beside the fleet's token;
-# 826300020 and 826294604: a report named a token a stalled holder stored during the request (the judge);
-# 787467108: another random start that failed invariant 1 on c55aa12 (two exchanges) and passes after these.
-# 664331175: a waiter frozen mid-poll woke with 0.05 s left, its lease attempt was never sent, and it minted
-# beside the holder; 664350822: a report during a DynamoDB fault asked AIC again although its own
-# environment remembered AIC's rejection of the scope set.
-ISSUE_30_SEEDS: tuple[int, ...] = (
-    745592285,
-    281993656,
-    826317362,
-    826300020,
-    826294604,
-    787467108,
-    664331175,
-    664350822,
-)
-# Issue 35 (keyless histories): 20574: a thread that stalled while resolving the signing key's alias held the
-# signer's lock, and another request of that container waited on it 7 s past its deadline; 687842084: a
-# holder's kms:Sign used the rest of its lease and the exchange was sent 0.15 s after the lease ended.
-KEYLESS_SEEDS: tuple[int, ...] = (20574, 687842084)
-REGRESSION_SEEDS: tuple[int, ...] = (
-    *PLAIN_SEEDS, 37, 48, 13, 508, 290, 4125, *ISSUE_30_SEEDS, *KEYLESS_SEEDS
-)  # fmt: skip
+# REGRESSION_SEEDS once found a bug each (regression_seeds.py holds each one's story): they run first.
 
 
 @dataclass

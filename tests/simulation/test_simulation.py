@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pathlib
+import re
 
 import pytest
 
 from tests.simulation import simulate
 from tests.simulation.fleet import history_digest, run_history
+from tests.simulation.regression_seeds import FOUND, KEYLESS_SEEDS, PLAIN_SEEDS, REGRESSION_SEEDS, Found
 from tests.simulation.scenarios import FLAVOURS, draw_scenario
-from tests.simulation.simulate import PLAIN_SEEDS, REGRESSION_SEEDS, explore, quiet, run_seeds
+from tests.simulation.simulate import explore, quiet, run_seeds
 from tests.simulation.weakenings import WEAKENINGS, weakened
 from token_vendor.adapters.aws.token_table import TokenTable
 from token_vendor.vend.vending import TokenVendor
@@ -22,10 +26,35 @@ def _quiet() -> None:
     quiet()
 
 
-def test_the_regression_seeds_hold() -> None:
-    """Each once broke an invariant (docs/decisions.md, "Simulation"); each must stay clean."""
-    totals = run_seeds(list(REGRESSION_SEEDS))
-    assert totals.failures is None, totals.failures
+def _found_id(found: Found) -> str:
+    return f"{found.seed}-" + "-".join(re.findall(r"[a-z0-9]+", found.story.lower())[:6])
+
+
+@pytest.mark.parametrize("found", FOUND, ids=_found_id)
+def test_a_history_that_once_broke_an_invariant_stays_clean(found: Found) -> None:
+    """Each seed in regression_seeds.py once broke an invariant (its story says how); it must stay clean."""
+    totals = run_seeds([found.seed])
+    assert totals.failures is None, (found.story, totals.failures)
+
+
+@pytest.mark.parametrize("found", FOUND, ids=_found_id)
+def test_each_regression_seed_names_the_rule_that_fixed_it(found: Found) -> None:
+    module_name, _, path = found.owner.partition(":")
+    owner: object = importlib.import_module(f"token_vendor.{module_name}")
+    for part in path.split("."):
+        owner = getattr(owner, part)  # AttributeError: the rule moved and the story points nowhere
+
+
+def test_the_vendors_code_tells_no_seed_stories() -> None:
+    """Issue 33: a seed's story lives beside the test that pins it, not in the rule's comment."""
+    package = pathlib.Path(importlib.import_module("token_vendor").__file__ or "").parent
+    told = [
+        f"{path.name}:{number}"
+        for path in sorted(package.rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\bseeds? \d", line)
+    ]
+    assert told == []
 
 
 def test_the_first_regression_seeds_stay_the_plain_histories_they_were() -> None:
@@ -119,7 +148,7 @@ def test_a_share_of_the_histories_signs_keyless_and_the_regression_seeds_replay_
     keyless = [seed for seed in range(10_001, 10_301) if draw_scenario(seed).keyless]
     assert 50 <= len(keyless) <= 110
     found_keyless = [seed for seed in REGRESSION_SEEDS if draw_scenario(seed).keyless]
-    assert found_keyless == list(simulate.KEYLESS_SEEDS)  # only the seeds keyless histories found
+    assert found_keyless == list(KEYLESS_SEEDS)  # only the seeds keyless histories found
     minted = next(h for h in (run_history(draw_scenario(seed)) for seed in keyless[:20]) if h.aic)
     assert any(
         "KMS Sign" in line for line in minted.log

@@ -124,8 +124,8 @@ class FleetLease:
         """The lease is ours: serve what the item already offers, refuse a need AIC cannot meet, or mint."""
         if current.token is not None and not current.unreadable:
             # The lease's condition judged the stored token by the refresh-ahead window; a token AIC
-            # issues for less than twice that is fresh for half its life (found by simulation, seed 290:
-            # a caller that had read nothing re-minted a 300 s token stored a moment ago).
+            # issues for less than twice that is fresh for half its life (else a caller that had read
+            # nothing re-mints a 300 s token stored a moment ago).
             fresh = self._ctx.fresh(current.token, pending.need) + pending.lookahead
             hit = self._ctx.table_hit(pending.key, current, fresh)
             if hit is not None:
@@ -160,7 +160,7 @@ class FleetLease:
     def _mint_as_holder(self, pending: Pending, holder: str, lease_ends: Deadline, refresh: bool) -> Vended:
         clock = pending.deadline.clock
         # The exchange leaves time to store what it mints: a token minted and not stored costs the fleet
-        # another exchange once the lease lapses (found by simulation, seed 4125).
+        # another exchange once the lease lapses.
         work = exchange_deadline(pending.deadline).earliest(lease_ends)
         attempts = None
         renew: Callable[[], Deadline | None] | None = None
@@ -168,19 +168,7 @@ class FleetLease:
             work = work.earliest(Deadline.after(REFRESH_ATTEMPT_SECONDS, clock))
             attempts = 1
         else:
-
-            def renew() -> Deadline | None:
-                """Before a retry: extend the lease (fenced), or stop if another container took it. The
-                renewed lease counts from before the request left (found by simulation in a brownout: a
-                renewal that took 1 s let the holder work a second past its lease)."""
-                renewed_ends = Deadline.after(self.lease_seconds - LEASE_MARGIN_SECONDS, clock)
-                try:
-                    if not self._ctx.table.renew(pending.key, holder, self.lease_seconds):
-                        return None
-                except CacheUnavailable as exc:
-                    self._ctx.note_cache_trouble(exc)
-                    return work  # cannot renew: keep to the lease we have
-                return exchange_deadline(pending.deadline).earliest(renewed_ends)
+            renew = self.renewal(pending.key, holder, pending.deadline, work)
 
         try:
             token, jti = self._minter.mint(pending.request, work, attempts, renew)
@@ -216,17 +204,39 @@ class FleetLease:
         self._ctx.refuse_if_short(token, pending.need)
         return Vended(token, "minted", jti)
 
+    def renewal(
+        self, key: str, holder: str, deadline: Deadline, work: Deadline
+    ) -> Callable[[], Deadline | None]:
+        """What a holder calls before a retry: extend the lease (fenced), or stop if another container
+        took it. Every holder that retries renews, the retirement's replacement mint too (else its third
+        attempt can run past its lease while another holder takes it over)."""
+        clock = deadline.clock
+
+        def renew() -> Deadline | None:
+            # The renewed lease counts from before the request left (in a brownout, a renewal that takes
+            # 1 s would let the holder work a second past its lease).
+            renewed_ends = Deadline.after(self.lease_seconds - LEASE_MARGIN_SECONDS, clock)
+            try:
+                if not self._ctx.table.renew(key, holder, self.lease_seconds):
+                    return None
+            except CacheUnavailable as exc:
+                self._ctx.note_cache_trouble(exc)
+                return work  # cannot renew: keep to the lease we have
+            return exchange_deadline(deadline).earliest(renewed_ends)
+
+        return renew
+
     def mint_unshared(self, pending: Pending) -> Vended:
         local = self._minter.remembered(pending.key)
         if local is not None and self._minter.holds(local):
             # Without the table, this environment's own memory of AIC's rejection still holds the attempt
-            # back (CONTRACT 8.5; found by a soak, seed 664350822: a report during a DynamoDB fault asked
-            # AIC again moments after another request of the same environment was refused).
+            # back (CONTRACT 8.5): a report during a DynamoDB fault must not ask AIC again moments after
+            # another request of the same environment was refused.
             return self._minter.serve_despite(local, pending)
         if pending.deadline.remaining() < MIN_WORK_SECONDS:
             # The table call failed for want of time (none was sent): that says nothing of the table, and
             # an exchange now would be a second one for the fleet, whose holder may still store its token
-            # (found by a soak, seed 664331175: a waiter frozen mid-poll woke with 0.05 s left).
+            # (a waiter frozen mid-poll can wake with 0.05 s left).
             too_late = UpstreamUnavailable(
                 "too little time left in this invocation to reach the cache or AIC"
             )

@@ -135,8 +135,8 @@ class Retirement:
             return Vended(stored, "table", retire_rate_limited=True)
         rejection = entry.rejection if entry.rejection is not None else self._minter.remembered(key)
         if rejection is not None and self._minter.holds(rejection):
-            # AIC refused this scope set moments ago: a replacement would be refused too (found by
-            # simulation, seed 13: each report of a refused scope set cost AIC another rejection).
+            # AIC refused this scope set moments ago: a replacement would be refused too (otherwise each
+            # report of a refused scope set costs AIC another rejection).
             return self._minter.serve_despite(rejection, Pending(key, request, need, deadline, None, "table"))
         return None
 
@@ -185,7 +185,8 @@ class Retirement:
         pending = Pending(key, request, need, deadline, None, "table")  # nothing stale for a reporter
         work = exchange_deadline(deadline).earliest(lease_ends)
         try:
-            token, jti = self._minter.mint(request, work, None, None)
+            renew = self._lease.renewal(key, holder, deadline, work)
+            token, jti = self._minter.mint(request, work, None, renew)
         except UpstreamRejected as exc:
             self._ctx.table.release(key, holder, self._minter.remember_rejection(key, exc))
             return self._minter.stale_or_raise(

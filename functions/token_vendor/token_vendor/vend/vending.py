@@ -69,15 +69,15 @@ class SlowPath:
                 return self._minter.serve_despite(local, pending)
             if deadline.remaining() < MIN_WORK_SECONDS:
                 # The read was never sent (no time left): that says nothing of the table, and an exchange
-                # now would be a second one for the fleet (found by a soak, seed 826317362: a process that
-                # stalled woke with 0.08 s left and minted beside the fleet's stored token).
+                # now would be a second one for the fleet (a process that stalls can wake with 0.08 s
+                # left and would mint beside the fleet's stored token).
                 too_late = UpstreamUnavailable(
                     "too little time left in this invocation to reach the cache or AIC"
                 )
                 return self._minter.stale_or_raise(pending, too_late)
             return self._lease.mint_unshared(pending)
         if local is not None and self._minter.holds(local):
-            # A token of the fleet's that still serves is served (found by simulation, seed 549).
+            # A token of the fleet's that still serves is served, before this container's own memory.
             best_known = fresher(in_memory, entry.token)
             tier = "table" if best_known is not None and best_known is entry.token else "memory"
             return self._minter.serve_despite(local, Pending(key, request, need, deadline, best_known, tier))
@@ -161,8 +161,8 @@ class TokenVendor:
         wrote = self._note_vended(key)
         if wrote and vended.token.seconds_left(self.context.clocks.wall()) < self._need(request):
             # Recording the use took time (a write retried after a fault): the token chosen before it no
-            # longer has what the caller asked for (found by simulation, seeds 745592285 and 281993656:
-            # 599.9 s served for 600 asked). Choose again; this pass records nothing.
+            # longer has what the caller asked for (599.9 s served for 600 asked). Choose again; this pass
+            # records nothing.
             self.context.count("ChosenAgain")
             vended = self._vend_once(key, request, deadline)
         return vended
@@ -229,7 +229,7 @@ class TokenVendor:
             return hit
         # One slow path per key per container; the others wait here, but never past their deadline, and
         # long enough before it that a waiter given up on still has time to read the fleet's token
-        # (found by simulation, seed 7525: the lock came with 0.01 s left, too late for anything).
+        # (a lock that comes with 0.01 s left is too late for anything).
         wait = max(deadline.remaining() - 2 * MIN_WORK_SECONDS, 0.0)
         with self._locks.hold(key, wait) as acquired:
             if not acquired:
@@ -246,7 +246,7 @@ class TokenVendor:
     def _after_lock_timeout(self, key: str, need: float, rejected: str | None) -> Vended:
         """Another request of this container held the key's slow path too long (it may need more validity
         than is cached, from an AIC that is down). A token of the fleet's that serves this request still
-        does (found by simulation, seed 551), unless it is the one this caller reports (seed 378)."""
+        does, unless it is the one this caller reports."""
         entry = self.context.read_table(key)
         token = entry.token if entry is not None else None
         if (

@@ -76,7 +76,7 @@ class Envelope:
         if current is not None and now - current[2] < self._data_key_seconds:
             return current[0], current[1]
         # KMS is called outside the lock: a slow call must not hold the other threads of this container
-        # (found by simulation, seed 1518); two threads may then both make a data key, which is harmless.
+        # past their deadlines; two threads may then both make a data key, which is harmless.
         response = self._client.generate_data_key(
             KeyId=self._key_id, KeySpec="AES_256", EncryptionContext=self._context
         )

@@ -157,7 +157,7 @@ class KmsSigner:
 
     def _resolve(self) -> KmsKey:
         # KMS is called outside the lock: a slow or stalled call must not hold the other threads of this
-        # container past their deadlines (found by simulation, seed 20574; envelope.py does the same). Two
+        # container past their deadlines (envelope.py does the same). Two
         # threads may then both resolve the alias; the lock guards only the state. An answer is as old as
         # its question: it is stamped with the time it was asked, and never replaces an answer to a later
         # question (an alias resolved before a switch, answered after it, must not pin the old key).

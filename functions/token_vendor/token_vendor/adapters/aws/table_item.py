@@ -179,8 +179,8 @@ class ItemCodec:
             retired_at = _number(item, "retired_at")
             if retired_at is not None and retired_at > now + MAX_CLOCK_DIFFERENCE:
                 # Planted: no retirement happens in the future (CONTRACT section 8); one a container with a
-                # clock ahead of ours wrote a moment ago is not (found by simulation, seed 508: such a
-                # retirement was ignored, and the rate limit with it).
+                # clock ahead of ours wrote a moment ago is not (ignoring it would ignore the rate
+                # limit with it).
                 retired_at = None
             retired = Retired(_string(item, "retired_fp"), retired_at) if retired_at is not None else None
         except (KeyError, TypeError, ValueError):
