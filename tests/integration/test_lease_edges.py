@@ -134,3 +134,32 @@ def test_the_poll_loop_rechecks_the_deadline_after_every_sleep(
     assert clock.now <= 1000.0 + 1.0 + 0.5 + 0.3  # no call started once the budget was spent
     assert fresh_stack.standin.token_requests == 0
     assert calls["GetItem"] <= 3
+
+
+def test_a_holder_that_outlived_its_lease_cannot_release_the_next_holders_lease(
+    make_vendor: Any, fresh_stack: LocalStack
+) -> None:
+    """Issue 33, item 6: a release is fenced by the holder's value like a store. A holder whose lease lapsed
+    and was taken over gives back nothing of the next holder's: the lease stays held, and the late holder's
+    rejection or backoff is not written over the next holder's work."""
+    from token_vendor.adapters.aws.item_format import LEASE_CLOCK_TOLERANCE, cache_key
+    from token_vendor.adapters.aws.table_item import Rejection
+
+    wall = FakeWall()
+    vendor = make_vendor(wall=wall)
+    table = vendor.table
+    key = cache_key(vendor.settings.tenant_fqdn, vendor.account_ref, ("fr:idm:*",))
+    assert table.try_lease(key, "late-holder", 1.0, None).granted
+    wall.advance(1.0 + LEASE_CLOCK_TOLERANCE + 0.1)
+    assert table.try_lease(key, "next-holder", 10.0, None).granted
+
+    rejection = Rejection("invalid_scope", ("fr:idm:*",), wall() + 60, "*")
+    table.release(key, "late-holder", rejection, backoff=30.0)
+
+    entry = table.read(key)
+    assert entry.lease_held(wall())  # still the next holder's
+    assert entry.rejection is None
+    assert entry.refresh_backoff is None
+    assert not table.try_lease(key, "third", 10.0, None).granted
+    table.release(key, "next-holder")
+    assert table.try_lease(key, "third", 10.0, None).granted  # the live holder's release does free it

@@ -14,6 +14,7 @@ from local.lambda_context import LocalContext
 from local.stack import LocalStack
 from tests.integration.conftest import FakeWall, Recorder, budget
 from tests.integration.test_http import POLICY, load
+from token_vendor.adapters.aws.table_item import TableEntry
 from token_vendor.kernel.cached_token import fingerprint
 from token_vendor.kernel.errors import InvalidRequest, UpstreamUnavailable
 from token_vendor.kernel.scopes import normalise_scopes
@@ -188,3 +189,27 @@ def test_an_item_whose_stored_fingerprint_was_altered_cannot_loop_a_reporter(
     with pytest.raises(UpstreamUnavailable, match="could not be retired now"):
         make_vendor(sleeps=[]).vend(report("fr:idm:*", old), budget())
     assert fresh_stack.standin.exchanges == 1
+
+
+def test_a_refresh_keeps_the_last_retirement_it_did_not_read(
+    make_vendor: Any, fresh_stack: LocalStack
+) -> None:
+    """Issue 33, item 6: a refresh that read the item before a retirement, and won the lease after it,
+    must not erase that retirement when it stores: the fleet's rate limit (here 840 s) would go with it,
+    and the next report would retire the refreshed token at once."""
+    wall = FakeWall()
+    settings = {"MIN_REFRESH_INTERVAL_SECONDS": "840"}
+    reporter, refresher = make_vendor(wall=wall, **settings), make_vendor(wall=wall, **settings)
+    old = reporter.vend(plain("fr:idm:*"), budget()).token.access_token
+    refresher.context.read_table = lambda key: TableEntry(None, None, None)  # type: ignore[method-assign]
+    reporter.vend(report("fr:idm:*", old), budget())  # retired; its replacement stored
+    wall.advance(650)  # the replacement is due for a refresh-ahead
+    refreshed = refresher.vend(plain("fr:idm:*"), budget()).token.access_token  # read nothing, won the lease
+    fresh_stack.standin.reset_counters()
+
+    wall.advance(10)  # 660 s after the retirement: within the interval
+    limited = make_vendor(wall=wall, **settings).vend(report("fr:idm:*", refreshed), budget())
+
+    assert limited.retire_rate_limited
+    assert limited.token.access_token == refreshed
+    assert fresh_stack.standin.exchanges == 0

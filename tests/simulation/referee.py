@@ -92,6 +92,10 @@ class Referee:
             self._granted(actor, key, before, new_holder)
         elif old_holder is not None and new_holder is None:
             lease = self._by_holder.get(old_holder)
+            if lease is not None and lease.actor != actor.name:
+                # Only a lease's own holder gives it back (issue 33): a holder that outlived its lease
+                # must not free the next holder's.
+                self._flag(f"invariant 3: {actor.name} released a lease {lease.actor} holds")
             if lease is not None:
                 lease.open = False
                 answered = self._failed_refresh.pop((lease.actor, key), None)

@@ -88,6 +88,10 @@ WEAKENINGS: dict[str, Weakening] = {
         "a token is stored only by the holder of the lease",
         lambda: [(item_format, "FENCE", f"(lease_holder = :h OR {ALWAYS})")],
     ),
+    "release": Weakening(
+        "a lease is given back only by its holder",
+        lambda: [(item_format, "RELEASABLE", f"(lease_holder = :h OR {ALWAYS})")],
+    ),
     "lease": Weakening(
         "only one holder of the lease at a time",
         lambda: [(item_format, "LEASE_FREE", f"({ALWAYS} OR :now = :far OR :num = :num)")],

@@ -136,8 +136,12 @@ class FleetLease:
         except InvalidRequest:
             self._ctx.table.release(pending.key, holder)
             raise
-        # The backoff doubles from the item as the lease found it, not from an earlier read.
+        # The backoff doubles from the item as the lease found it, not from an earlier read; and the last
+        # retirement is carried from it too, or the store would erase one made since that read (and the
+        # fleet's rate limit with it).
         pending.backoff = current.refresh_backoff
+        if current.retired is not None:
+            pending.retired = current.retired
         return self._mint_as_holder(pending, holder, lease_ends, refresh)
 
     def _serve_from_item(self, pending: Pending, entry: TableEntry) -> Vended | None:

@@ -37,6 +37,7 @@ LEASE_FREE = (
 # The fence: a token is written, and a lease released, only by the holder of the lease (a lapsed holder
 # taken over writes nothing and releases nothing).
 FENCE = "lease_holder = :h"
+RELEASABLE = FENCE  # its own name, so the simulator can break the release's fence alone
 # A renewal: only by the holder, only while its lease has not ended.
 RENEWABLE = "lease_holder = :h AND lease_until >= :now"
 

@@ -328,7 +328,7 @@ class TokenTable:
                 TableName=self._table,
                 Key={"pk": {"S": key}},
                 UpdateExpression=update,
-                ConditionExpression="lease_holder = :h",
+                ConditionExpression=item_format.RELEASABLE,
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
